@@ -1,0 +1,32 @@
+"""qkit: a teaching kit for neural-network compression.
+
+The public API (DESIGN.md §3) is re-exported here::
+
+    x ≈ scale * (q - zero_point)
+
+>>> import qkit
+>>> qp = qkit.choose_qparams(-1.0, 2.0, bits=8)
+>>> qkit.dequantize(qkit.quantize(torch.tensor([0.0, 1.0, 0.3]), qp), qp)
+tensor([0.0000, 1.0000, 0.3059])
+"""
+
+import torch  # noqa: F401  (used by the doctest above)
+
+from qkit.binary import binarize, ternarize
+from qkit.qparams import QParams, choose_qparams, qrange, tensor_range
+from qkit.quant import dequantize, fake_quantize, quantize, storage_dtype
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "QParams",
+    "binarize",
+    "choose_qparams",
+    "dequantize",
+    "fake_quantize",
+    "qrange",
+    "quantize",
+    "storage_dtype",
+    "tensor_range",
+    "ternarize",
+]

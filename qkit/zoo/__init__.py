@@ -1,0 +1,1 @@
+"""Pretrained weights of the model zoo (see ``make.py`` for how they were made)."""
