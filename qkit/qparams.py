@@ -170,7 +170,8 @@ def choose_qparams(
         TypeError: an argument has the wrong type.
         ValueError: NaN or infinite bounds, ``x_min > x_max``, an unknown
             scheme, per-channel bounds without ``axis`` (or the reverse), or a
-            signed 1-bit grid with ``scheme="scale"`` (its qmax is 0).
+            signed 1-bit grid with ``scheme="scale"`` (its qmax is 0), or a
+            range so wide that its float32 scale overflows.
 
     Example:
         The seed's problem: map [A1, A2] = [-1.0, 2.0] onto signed 8 bits.
@@ -210,6 +211,11 @@ def choose_qparams(
         scale = torch.maximum(-lo, hi) / float(qmax)
         scale = torch.clamp(scale, min=MIN_SCALE)
         zero_point = torch.zeros_like(scale)
+    if not torch.isfinite(scale).all():  # e.g. x_max - x_min overflows float32
+        raise ValueError(
+            f"the range [x_min, x_max] is too wide for a float32 scale on a {bits}-bit "
+            "grid (x_max - x_min overflows float32)"
+        )
     return QParams(scale.to(torch.float32), zero_point.to(torch.int32), qmin, qmax, axis)
 
 

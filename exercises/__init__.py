@@ -1,0 +1,13 @@
+"""Graded exercises for the qkit notebooks: one module per lesson.
+
+Each lesson module (``exercises.ex01_affine``, …) declares questions ``q1``,
+``q2``, … as data; :mod:`exercises.core` grades them all against qkit's
+reference of the one equation ``x ≈ scale * (q - zero_point)``::
+
+    from exercises.ex01_affine import q1
+    q1.check()      # grades `my_qrange` from the notebook; q1.hint(); q1.solution()
+"""
+
+from exercises.core import Feedback, Mistake, Question
+
+__all__ = ["Feedback", "Mistake", "Question"]

@@ -1,0 +1,382 @@
+"""Graded exercises: a question is data, one checker grades them all.
+
+Lessons revolve around ``x ≈ scale * (q - zero_point)``. A :class:`Question` holds a
+reference, fixed edge cases, a maker of random cases (fresh ``os.urandom`` seed per
+call: nothing to memorise), typical wrong answers (:class:`Mistake`) and a hint.
+:meth:`Question.check` compares the learner's result with the reference (type, then
+dtype, then shape, then values: integers exactly, floats within ``rtol``/``atol``) and
+shows one friendly line. It never raises into the notebook.
+
+Scope: arguments are passed positionally; where an int is expected an int is required.
+A body of only ``...``/``pass``/``return None`` counts as not attempted.
+
+Example:
+    >>> def double(n: int) -> int:
+    ...     return 2 * n
+    >>> q0 = Question("q0", "my_double", reference=double, solution_fn=double,
+    ...               hint_text="Multiply by two.", edge_cases=[(0,), (3,)],
+    ...               random_case=lambda g: (int(torch.randint(-9, 9, (), generator=g)),))
+    >>> q0.grade(lambda n: n + n)
+    ✔ correct! `my_double` matches the reference on 12 cases (2 fixed, 10 random).
+    >>> q0.grade(lambda n: n + 2)
+    ✘ for n=0: you returned 2; expected 0
+    >>> def my_double(n):
+    ...     ...
+    >>> q0.grade(my_double).ok is None
+    True
+"""
+
+from __future__ import annotations
+
+import html
+import inspect
+import math
+import numbers
+import os
+import re
+import signal
+import sys
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Sequence
+
+import torch
+
+__all__ = ["Feedback", "Mistake", "Question"]
+
+_ICON = {True: "✔", False: "✘", None: "…"}
+_COLOR = {True: "#1a7f37", False: "#cf222e", None: "#9a6700"}
+_FAILED = object()  # what a mistake or alternative that raised "returns"
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """Verdict of one check: ``ok`` True (correct), False (wrong), None (not attempted)."""
+
+    ok: bool | None
+    message: str
+
+    def __str__(self) -> str:
+        text = " ".join(f"{_ICON[self.ok]} {self.message}".split())  # always one line
+        return text if len(text) <= 320 else text[:319] + "…"
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        body = re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(str(self)))
+        return f'<div style="color:{_COLOR[self.ok]};font-weight:600">{body}</div>'
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """A typical wrong answer: ``fn`` implements it, ``message`` names it."""
+
+    fn: Callable[..., Any]
+    message: str
+
+
+class _TookTooLong(BaseException):
+    """Raised by SIGALRM; a BaseException so a learner's ``except Exception`` cannot eat it."""
+
+
+@contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    """Raise :class:`_TookTooLong` after ``seconds`` (main thread with SIGALRM only)."""
+    if not (seconds > 0 and hasattr(signal, "setitimer")
+            and threading.current_thread() is threading.main_thread()):
+        yield
+        return
+
+    def _alarm(signum, frame):
+        raise _TookTooLong()
+
+    old_handler = signal.signal(signal.SIGALRM, _alarm)
+    old_timer = signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        try:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        finally:  # even if the alarm fires right here, the old handler comes back
+            signal.signal(signal.SIGALRM, old_handler)
+            if old_timer[0] > 0:  # someone else's timer was running: put it back
+                signal.setitimer(signal.ITIMER_REAL, *old_timer)
+
+
+def _empty(): ...
+
+
+def _documented():
+    """A docstring and nothing else."""
+
+
+def _is_placeholder(fn: Any) -> bool:
+    """True if ``fn``'s bytecode is that of an empty body (``...``/``pass``, maybe a docstring)."""
+    code = getattr(fn, "__code__", None)
+    return any(getattr(code, "co_code", None) == t.co_code and code.co_consts[1:] == t.co_consts[1:]
+               for t in (_empty.__code__, _documented.__code__))
+
+
+def _clone(args: Sequence[Any]) -> tuple:
+    return tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in args)
+
+
+def _call(fn: Callable[..., Any], args: Sequence[Any]) -> Any:
+    try:
+        return fn(*_clone(args))
+    except Exception:
+        return _FAILED
+
+
+def _num(v: Any) -> str:
+    """A number, short: ints exactly, floats with 6 significant digits."""
+    if isinstance(v, torch.Tensor) and v.numel() == 1:
+        v = v.item()
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        return repr(v)[:40]
+    if isinstance(v, numbers.Integral):
+        return str(int(v))
+    text = f"{float(v):.6g}"
+    return text if any(c in text for c in ".ein") else text + ".0"
+
+
+def _show(v: Any) -> str:
+    """A value, short: tensors show at most three elements."""
+    if isinstance(v, torch.Tensor):
+        flat = v.detach().reshape(-1)
+        body = ", ".join(_num(e) for e in flat[:3].tolist()) + (", …" if flat.numel() > 3 else "")
+        extra = [] if v.dtype == torch.float32 else [str(v.dtype).replace("torch.", "")]
+        extra += [f"{flat.numel()} values"] if flat.numel() > 3 else []
+        return f"tensor([{body}])" + (f" ({', '.join(extra)})" if extra else "")
+    if isinstance(v, (tuple, list)):
+        inner = ", ".join(_show(e) for e in v)
+        return f"({inner})" if isinstance(v, tuple) else f"[{inner}]"
+    return _num(v)
+
+
+def _structure(got: Any, want: Any, what: str, parts: Sequence[str]) -> str | None:
+    """Type, dtype or shape mismatch of ``got`` against ``want``; None if they agree."""
+    kind = "a torch.Tensor" if isinstance(got, torch.Tensor) else f"of type {type(got).__name__}"
+    if isinstance(want, torch.Tensor):
+        if not isinstance(got, torch.Tensor):
+            return f"{what} is {kind}; expected a torch.Tensor"
+        if got.dtype != want.dtype:
+            return f"{what} has dtype {got.dtype}; expected {want.dtype}"
+        if got.shape != want.shape:
+            return f"{what} has shape {tuple(got.shape)}; expected {tuple(want.shape)}"
+    elif isinstance(want, tuple):
+        names = f" ({', '.join(parts)})" if parts else ""
+        if not isinstance(got, (tuple, list)):
+            return f"{what} is {kind}; expected a tuple of {len(want)}{names}"
+        if len(got) != len(want):
+            return f"you returned {len(got)} values; expected {len(want)}{names}"
+        subjects = [f"`{p}`" for p in parts] + [f"element {i}" for i in range(len(parts), len(want))]
+        return next(filter(None, map(_structure, got, want, subjects, [()] * len(want))), None)
+    elif isinstance(want, numbers.Real) and not isinstance(want, bool):
+        py = "int" if isinstance(want, numbers.Integral) else "float"
+        if isinstance(got, torch.Tensor):
+            return f"{what} is a tensor; return a Python {py} (use {py}(...) or .item())"
+        if isinstance(got, bool) or not isinstance(got, numbers.Real):
+            return f"{what} is {kind}; expected a Python {py}"
+        if py == "int" and not isinstance(got, numbers.Integral):
+            return f"{what} is the float {float(got)!r}; expected an int"
+    return None
+
+
+def _values(got: Any, want: Any, what: str, parts: Sequence[str], tol: tuple[float, float],
+            probe: tuple[str, torch.Tensor] | None) -> str | None:
+    """First value that differs (types already agree); None if all match."""
+    if isinstance(want, torch.Tensor):
+        g = got.detach()
+        bad = ~torch.isclose(g, want, *tol, equal_nan=True) if want.is_floating_point() else g != want
+        if not bad.any():
+            return None
+        idx = tuple(int(i) for i in bad.nonzero()[0])
+        at = f"{'element ' if what == 'your result' else what}[{', '.join(map(str, idx))}]"
+        ctx = f"where {probe[0]} = {_num(probe[1][idx])}; " if probe and probe[1].shape == g.shape else ""
+        return (f"{at} is {_num(g[idx])}; expected {_num(want[idx])} "
+                f"({ctx}{int(bad.sum())} of {bad.numel()} values differ)")
+    if isinstance(want, tuple) and any(isinstance(w, (torch.Tensor, tuple)) for w in want):
+        subjects = [f"`{p}`" for p in parts] + [f"element {i}" for i in range(len(parts), len(want))]
+        found = (_values(g, w, s, (), tol, probe) for g, w, s in zip(got, want, subjects))
+        return next(filter(None, found), None)
+    pairs = zip(got, want) if isinstance(want, tuple) else [(got, want)]
+    if all(g == w if isinstance(w, numbers.Integral) or not isinstance(w, numbers.Real)
+           else math.isclose(float(g), float(w), rel_tol=tol[0], abs_tol=tol[1]) for g, w in pairs):
+        return None
+    said = "you returned" if what == "your result" else f"{what} is"
+    return f"{said} {_show(got)}; expected {_show(want)}"
+
+
+def _learner_line(exc: BaseException, fn: Any) -> str:
+    """' (line N)': the deepest traceback line inside the learner's own cell, if any."""
+    filename = getattr(getattr(fn, "__code__", None), "co_filename", None)
+    line, tb = None, exc.__traceback__
+    while tb is not None:
+        line = tb.tb_lineno if tb.tb_frame.f_code.co_filename == filename else line
+        tb = tb.tb_next
+    return f" (line {line})" if line else ""
+
+
+def _in_ipython() -> bool:
+    ipython = sys.modules.get("IPython")  # a Jupyter kernel has always imported it
+    return ipython is not None and ipython.get_ipython() is not None
+
+
+def _display(plain: str, **bundle: str) -> None:
+    """Show ``plain`` (with richer MIME types) in IPython; print it elsewhere."""
+    try:
+        if _in_ipython():
+            from IPython.display import display
+
+            return display({"text/plain": plain, **bundle}, raw=True)
+    except Exception:
+        pass
+    print(plain)
+
+
+@dataclass
+class Question:
+    """One graded exercise, declared as data.
+
+    Attributes:
+        name: how the notebook calls it, e.g. ``"q1"``.
+        fn_name: the learner's function, looked up in ``__main__``, e.g. ``"my_qrange"``.
+        reference: the truth (usually a qkit function wrapped to the question's signature).
+        solution_fn: readable model answer shown by :meth:`solution`.
+        hint_text: one or two lines shown by :meth:`hint`.
+        edge_cases: fixed argument tuples, tried first, in order.
+        random_case: makes one argument tuple from a ``torch.Generator``.
+        n_random: random cases per check.
+        mistakes: typical wrong answers, tried in order at the first failing case.
+        alternatives: other acceptable answers (e.g. ``x / scale`` vs ``x * (1 / scale)``).
+        parts: names of the elements when the answer is a tuple.
+        rtol, atol: tolerance for float values (integers compare exactly).
+        timeout: seconds the learner's function may take over all cases.
+    """
+
+    name: str
+    fn_name: str
+    reference: Callable[..., Any]
+    solution_fn: Callable[..., Any]
+    hint_text: str
+    edge_cases: Sequence[tuple] = ()
+    random_case: Callable[[torch.Generator], tuple] | None = None
+    n_random: int = 10
+    mistakes: Sequence[Mistake] = ()
+    alternatives: Sequence[Callable[..., Any]] = ()
+    parts: Sequence[str] = ()
+    rtol: float = 1e-6
+    atol: float = 0.0
+    timeout: float = 3.0
+
+    def check(self, fn: Any = None) -> None:
+        """Grade ``fn`` (default: ``fn_name`` from the notebook) and show one line."""
+        fb = self.grade(fn)
+        _display(str(fb), **{"text/html": fb._repr_html_()})
+
+    def hint(self) -> None:
+        """Show the hint."""
+        html_hint = f"<div><b>Hint ({self.name}):</b> {html.escape(self.hint_text)}</div>"
+        _display(f"Hint ({self.name}): {self.hint_text}", **{"text/html": html_hint})
+
+    def solution(self) -> None:
+        """Show the model answer's source, renamed to the learner's function name."""
+        try:
+            src = inspect.getsource(self.solution_fn)
+            src = re.sub(rf"def {self.solution_fn.__name__}\(", f"def {self.fn_name}(", src, count=1)
+        except (OSError, TypeError):
+            src = f"# the solution of {self.fn_name} is not available here\n"
+        _display(src.rstrip("\n"), **{"text/markdown": f"```python\n{src}```"})
+
+    def cases(self, seed: int | None = None) -> list[tuple]:
+        """Edge cases, then ``n_random`` random ones (fresh seed unless ``seed`` is given)."""
+        gen = torch.Generator()
+        gen.manual_seed(int.from_bytes(os.urandom(8), "little") >> 1 if seed is None else seed)
+        rand = [tuple(self.random_case(gen)) for _ in range(self.n_random)] if self.random_case else []
+        return [tuple(c) for c in self.edge_cases] + rand
+
+    def grade(self, fn: Any = None, *, seed: int | None = None) -> Feedback:
+        """Grade ``fn`` and return the :class:`Feedback` without showing it; never raises."""
+        try:
+            return self._grade(fn, seed)
+        except KeyboardInterrupt:
+            return Feedback(False, "check interrupted")
+        except BaseException as e:  # the checker must never raise into the notebook
+            return Feedback(False, f"the checker itself failed ({type(e).__name__}: {e}); "
+                                   "please tell the course authors. Your code may be fine.")
+
+    def _grade(self, fn: Any, seed: int | None) -> Feedback:
+        """:meth:`grade` without the safety net."""
+        if fn is None:
+            fn = getattr(sys.modules.get("__main__"), self.fn_name, None)
+        if fn is None:
+            return Feedback(None, f"not attempted yet: define `{self.fn_name}` above and run its cell")
+        if not callable(fn):
+            return Feedback(False, f"{self.name}.check expects your function, as in {self.name}."
+                                   f"check({self.fn_name}); got {type(fn).__name__} {_show(fn)}")
+        name = getattr(fn, "__name__", "<")
+        name = self.fn_name if name.startswith("<") else name
+        if _is_placeholder(fn):
+            return Feedback(None, f"not attempted yet: replace the `...` in `{name}` with your code "
+                                  "and run its cell")
+        cases, label = self.cases(seed), ""
+        try:
+            with _time_limit(self.timeout):
+                for args in cases:
+                    label = ", ".join(f"{k}={_show(v)}" for k, v in zip(self._arg_names(len(args)), args))
+                    verdict = self._grade_case(fn, name, args, label)
+                    if verdict is not None:
+                        return verdict
+        except _TookTooLong:
+            return Feedback(False, f"`{name}` ran longer than {self.timeout:g} s (for {label}): is "
+                                   "there an endless loop, or a Python loop over every element?")
+        n_edge = len(self.edge_cases)
+        return Feedback(True, f"correct! `{name}` matches the reference on {len(cases)} cases "
+                              f"({n_edge} fixed, {len(cases) - n_edge} random).")
+
+    def _arg_names(self, n: int) -> list[str]:
+        try:
+            names = list(inspect.signature(self.solution_fn).parameters)
+        except (TypeError, ValueError):
+            names = []
+        return (names + [f"arg{i}" for i in range(len(names), n)])[:n]
+
+    def _grade_case(self, fn: Callable[..., Any], name: str, args: tuple, label: str) -> Feedback | None:
+        """Feedback on the first problem in this case; None if the case passes."""
+        want, given = self.reference(*_clone(args)), _clone(args)
+        try:
+            got = fn(*given)
+        except NotImplementedError:
+            return Feedback(None, f"not attempted yet: `{name}` raises NotImplementedError (for {label})")
+        except (Exception, SystemExit) as e:
+            return Feedback(False, f"for {label}: your function raised {type(e).__name__}: {e}"
+                                   + _learner_line(e, fn))
+        names = self._arg_names(len(args))
+        for arg, before, after in zip(names, args, given):
+            if isinstance(before, torch.Tensor) and not torch.equal(before, after):
+                return Feedback(False, f"your function changed its input `{arg}` in place; work on "
+                                       f"a copy ({arg}.clone()) or use out-of-place operations")
+        if got is None:
+            return Feedback(False, f"`{name}` returned None: did you forget `return`?")
+        probe = next(((k, v) for k, v in zip(names, args) if isinstance(v, torch.Tensor)), None)
+        try:
+            problem = self._diff(got, want, probe)
+        except Exception as e:
+            return Feedback(False, f"for {label}: could not compare your result {_show(got)} "
+                                   f"({type(e).__name__}: {e})")
+        if problem is None or any(self._same(got, _call(alt, args)) for alt in self.alternatives):
+            return None
+        mistake = next((m for m in self.mistakes if self._same(got, _call(m.fn, args))), None)
+        return Feedback(False, mistake.message if mistake else f"for {label}: {problem}")
+
+    def _diff(self, got: Any, want: Any, probe: tuple[str, torch.Tensor] | None = None) -> str | None:
+        return (_structure(got, want, "your result", self.parts)
+                or _values(got, want, "your result", self.parts, (self.rtol, self.atol), probe))
+
+    def _same(self, got: Any, other: Any) -> bool:
+        try:
+            return other is not _FAILED and other is not None and self._diff(got, other) is None
+        except Exception:
+            return False

@@ -1,0 +1,183 @@
+"""Plots for the lessons: matplotlib only, no widgets (those live in ``qkit.widgets``).
+
+Interactive panels redraw many times a second, so each panel plot is a class
+that builds its artists once and then only moves them (``update``); static
+figures are plain functions returning a ``Figure``. Figures are made with
+``matplotlib.figure.Figure`` (not pyplot), so they never pop up on their own and
+never leak between cells.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from PIL import Image
+
+from qkit.error import DB_PER_BIT
+from qkit.qparams import QParams
+from qkit.quant import fake_quantize
+
+INSIDE, CLIPPED, GRID, ZERO = "#1f77b4", "#d62728", "#7f7f7f", "#2ca02c"
+
+
+def new_figure(width: float, height: float, dpi: int = 100, layout: str | None = "constrained") -> Figure:
+    """A figure with an Agg canvas of its own (not registered with pyplot).
+
+    Panels pass ``layout=None`` and fixed margins: a layout engine re-measures
+    every label on every redraw, which costs more than the drawing itself.
+    """
+    fig = Figure(figsize=(width, height), dpi=dpi, layout=layout)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def png_bytes(fig: Figure, draw: bool = True) -> bytes:
+    """Render ``fig`` with Agg (unless ``draw=False``: already rendered) and encode a PNG."""
+    if draw:
+        fig.canvas.draw()
+    rgba = np.asarray(fig.canvas.buffer_rgba())  # (H, W, 4) uint8
+    buf = io.BytesIO()
+    Image.fromarray(rgba[..., :3]).save(buf, format="png", compress_level=1)
+    return buf.getvalue()
+
+
+def grid_levels(qp: QParams) -> np.ndarray:
+    """Float value of every level of a per-tensor grid: ``scale * (q - zero_point)``."""
+    q = np.arange(qp.qmin, qp.qmax + 1, dtype=np.float64)
+    return float(qp.scale) * (q - int(qp.zero_point))
+
+
+class NumberLinePlot:
+    """Two panels: float samples mapped onto the grid (top), error vs x (bottom)."""
+
+    def __init__(self, n_samples: int = 13) -> None:
+        self.n_samples = n_samples
+        self.fig = new_figure(9.0, 4.4, layout=None)
+        self.fig.subplots_adjust(left=0.1, right=0.98, top=0.93, bottom=0.11, hspace=0.28)
+        self.ax_map, self.ax_err = self.fig.subplots(2, 1, height_ratios=[1.15, 1.0], sharex=True)
+        ax = self.ax_map
+        ax.set_ylim(-0.45, 1.35)
+        ax.set_yticks([0, 1], ["grid  x̂", "float  x"])
+        ax.axhline(1, color="black", lw=0.8)
+        ax.axhline(0, color="black", lw=0.8)
+        self.band = ax.add_patch(Rectangle((0, 0.9), 1, 0.2, color="#ffbf00", alpha=0.35, lw=0))
+        self.levels = ax.add_collection(LineCollection([], colors=GRID, lw=0.8))
+        self.maps = ax.add_collection(LineCollection([], lw=1.3))
+        self.zero = ax.plot([0], [0], "o", color=ZERO, ms=7, zorder=5)[0]
+        self.labels = [ax.text(0, -0.3, "", ha="center", va="center", fontsize=8) for _ in range(3)]
+        ax.set_title("[A1, A2] in amber; each sample's path to the grid: blue = rounded, red = clipped",
+                     fontsize=10)
+        ax.tick_params(axis="x", labelbottom=False)  # the error plot below shares x
+        ax = self.ax_err
+        self.half_step = ax.add_patch(Rectangle((0, 0), 1, 1, color=INSIDE, alpha=0.12, lw=0))
+        self.err_line = ax.plot([], [], color="black", lw=1.0)[0]
+        self.ends = ax.vlines([0, 0], 0, 1, colors=CLIPPED, linestyles="--", lw=0.9)
+        ax.axhline(0, color=GRID, lw=0.6)
+        ax.set_xlabel("x (float value)")
+        ax.set_ylabel("error  x̂ − x")
+        ax.tick_params(labelsize=8)
+
+    def render(self) -> bytes:
+        """PNG of the current state."""
+        return png_bytes(self.fig)
+
+    def update(self, qp: QParams, a1: float, a2: float) -> dict[str, float]:
+        """Redraw for grid ``qp`` chosen for the range ``[a1, a2]``; return the measured errors."""
+        levels = grid_levels(qp)
+        lo, hi = levels[0], levels[-1]
+        span = max(a2, hi, 0.0) - min(a1, lo, 0.0) or 1.0
+        view = (min(a1, lo, 0.0) - 0.22 * span, max(a2, hi, 0.0) + 0.22 * span)
+        self.ax_err.set_xlim(*view)
+        self.band.set_x(a1)
+        self.band.set_width(max(a2 - a1, 1e-9))
+        self.levels.set_segments([[(v, -0.09), (v, 0.09)] for v in levels])
+        xs = np.linspace(view[0] + 0.04 * span, view[1] - 0.04 * span, self.n_samples)
+        x_hat = _fq(xs, qp)
+        clipped = (xs < lo - 1e-9 * span) | (xs > hi + 1e-9 * span)
+        self.maps.set_segments([[(x, 1.0), (h, 0.0)] for x, h in zip(xs, x_hat)])
+        self.maps.set_colors([CLIPPED if c else INSIDE for c in clipped])
+        self.zero.set_xdata([0.0])
+        for text, q, v in zip(self.labels, (qp.qmin, int(qp.zero_point), qp.qmax), (lo, 0.0, hi)):
+            text.set_position((v, -0.3))
+            text.set_text(f"q={q}")
+        if int(qp.zero_point) in (qp.qmin, qp.qmax):
+            self.labels[1].set_text("")
+        dense = np.linspace(view[0], view[1], 1201)
+        err = _fq(dense, qp) - dense
+        self.err_line.set_data(dense, err)
+        step = float(qp.scale)
+        self.half_step.set_bounds(lo, -step / 2, hi - lo, step)
+        top = max(np.abs(err).max(), step) * 1.1
+        self.ax_err.set_ylim(-top, top)
+        self.ends.set_segments([[(lo, -top), (lo, top)], [(hi, -top), (hi, top)]])
+        inside = dense[(dense >= a1) & (dense <= a2)]
+        worst = float(np.abs(_fq(inside, qp) - inside).max()) if inside.size else 0.0
+        used = int(((levels >= a1 - step / 2) & (levels <= a2 + step / 2)).sum())
+        return {"lo": lo, "hi": hi, "worst_in_range": worst, "levels_used": used}
+
+
+class WeightGridPlot:
+    """A weight histogram with the grid's levels drawn over it, and SQNR against bits."""
+
+    def __init__(self, weight: torch.Tensor, sqnr_by_bits: dict[str, dict[int, float]]) -> None:
+        w = weight.detach().reshape(-1).double().numpy()
+        self.fig = new_figure(9.0, 3.5, layout=None)
+        self.fig.subplots_adjust(left=0.08, right=0.98, top=0.91, bottom=0.14, wspace=0.22)
+        self.ax_hist, self.ax_sqnr = self.fig.subplots(1, 2, width_ratios=[1.5, 1.0])
+        ax = self.ax_hist
+        counts, edges = np.histogram(w, bins=160)
+        ax.stairs(counts, edges, fill=True, color="#9ecae1")
+        ranked = np.sort(counts)
+        self.top = ranked[-3] * 1.25 if ranked[-1] > 2 * ranked[-3] else ranked[-1] * 1.08
+        if ranked[-1] > self.top:  # a spike (e.g. weights of always-blank pixels): cap the axis
+            i = int(counts.argmax())
+            ax.annotate(f"{counts[i]} ↑", ((edges[i] + edges[i + 1]) / 2, self.top * 0.97),
+                        ha="left", va="top", fontsize=8, xytext=(4, 0), textcoords="offset points")
+        ax.set_ylim(0, self.top)
+        ax.set_xlim(edges[0] - 0.05 * np.ptp(w), edges[-1] + 0.05 * np.ptp(w))
+        self.levels = ax.add_collection(
+            LineCollection([], colors="#08306b", lw=0.7, alpha=0.8, animated=True))
+        ax.set_xlabel("weight value")
+        ax.set_ylabel("number of weights")
+        ax.set_title("weights and the grid's levels", fontsize=10)
+        ax.tick_params(labelsize=8)
+        ax = self.ax_sqnr
+        for name, curve in sqnr_by_bits.items():
+            bits = sorted(curve)
+            ax.plot(bits, [curve[b] for b in bits], "o-", ms=3.5, lw=1.2, label=name)
+        bits = np.array(sorted(next(iter(sqnr_by_bits.values()))))
+        first = next(iter(sqnr_by_bits.values()))
+        ref = first[bits[-1]] + DB_PER_BIT * (bits - bits[-1])
+        ax.plot(bits, ref, ":", color="black", lw=1, label="6.02 dB / bit")
+        self.marker = ax.plot([], [], "o", ms=11, mfc="none", mec="black", mew=1.6, animated=True)[0]
+        ax.set_xlabel("bits B")
+        ax.set_ylabel("SQNR (dB)")
+        ax.set_title("signal-to-quantization-noise ratio", fontsize=10)
+        ax.legend(fontsize=8, loc="upper left")
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=8)
+        self.fig.canvas.draw()  # the static part, drawn once ...
+        self.background = self.fig.canvas.copy_from_bbox(self.fig.bbox)
+
+    def render(self) -> bytes:
+        """PNG of the current state: ... then only the moving artists are drawn over it."""
+        self.fig.canvas.restore_region(self.background)
+        self.ax_hist.draw_artist(self.levels)
+        self.ax_sqnr.draw_artist(self.marker)
+        return png_bytes(self.fig, draw=False)
+
+    def update(self, qp: QParams, bits: int, sqnr: float) -> None:
+        """Show the levels of ``qp`` and mark the current (bits, SQNR) point."""
+        self.levels.set_segments([[(v, 0), (v, self.top)] for v in grid_levels(qp)])
+        self.marker.set_data([bits], [sqnr])
+
+
+def _fq(x: np.ndarray, qp: QParams) -> np.ndarray:
+    """Quantize-dequantize a numpy array with the kit's own ``fake_quantize``."""
+    return fake_quantize(torch.from_numpy(x.astype(np.float32)), qp).double().numpy()
