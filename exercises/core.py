@@ -30,24 +30,22 @@ from __future__ import annotations
 
 import html
 import inspect
-import math
-import numbers
 import os
 import re
-import signal
 import sys
-import threading
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
+
+from exercises.compare import show, structure_diff, value_diff
+from exercises.sandbox import (FAILED, TookTooLong, call_quietly, clone_args, is_placeholder,
+                               learner_line, time_limit)
 
 __all__ = ["Feedback", "Mistake", "Question"]
 
 _ICON = {True: "✔", False: "✘", None: "…"}
 _COLOR = {True: "#1a7f37", False: "#cf222e", None: "#9a6700"}
-_FAILED = object()  # what a mistake or alternative that raised "returns"
 
 
 @dataclass(frozen=True)
@@ -74,149 +72,6 @@ class Mistake:
 
     fn: Callable[..., Any]
     message: str
-
-
-class _TookTooLong(BaseException):
-    """Raised by SIGALRM; a BaseException so a learner's ``except Exception`` cannot eat it."""
-
-
-@contextmanager
-def _time_limit(seconds: float) -> Iterator[None]:
-    """Raise :class:`_TookTooLong` after ``seconds`` (main thread with SIGALRM only)."""
-    if not (seconds > 0 and hasattr(signal, "setitimer")
-            and threading.current_thread() is threading.main_thread()):
-        yield
-        return
-
-    def _alarm(signum, frame):
-        raise _TookTooLong()
-
-    old_handler = signal.signal(signal.SIGALRM, _alarm)
-    old_timer = signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        try:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-        finally:  # even if the alarm fires right here, the old handler comes back
-            signal.signal(signal.SIGALRM, old_handler)
-            if old_timer[0] > 0:  # someone else's timer was running: put it back
-                signal.setitimer(signal.ITIMER_REAL, *old_timer)
-
-
-def _empty(): ...
-
-
-def _documented():
-    """A docstring and nothing else."""
-
-
-def _is_placeholder(fn: Any) -> bool:
-    """True if ``fn``'s bytecode is that of an empty body (``...``/``pass``, maybe a docstring)."""
-    code = getattr(fn, "__code__", None)
-    return any(getattr(code, "co_code", None) == t.co_code and code.co_consts[1:] == t.co_consts[1:]
-               for t in (_empty.__code__, _documented.__code__))
-
-
-def _clone(args: Sequence[Any]) -> tuple:
-    return tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in args)
-
-
-def _call(fn: Callable[..., Any], args: Sequence[Any]) -> Any:
-    try:
-        return fn(*_clone(args))
-    except Exception:
-        return _FAILED
-
-
-def _num(v: Any) -> str:
-    """A number, short: ints exactly, floats with 6 significant digits."""
-    if isinstance(v, torch.Tensor) and v.numel() == 1:
-        v = v.item()
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        return repr(v)[:40]
-    if isinstance(v, numbers.Integral):
-        return str(int(v))
-    text = f"{float(v):.6g}"
-    return text if any(c in text for c in ".ein") else text + ".0"
-
-
-def _show(v: Any) -> str:
-    """A value, short: tensors show at most three elements."""
-    if isinstance(v, torch.Tensor):
-        flat = v.detach().reshape(-1)
-        body = ", ".join(_num(e) for e in flat[:3].tolist()) + (", …" if flat.numel() > 3 else "")
-        extra = [] if v.dtype == torch.float32 else [str(v.dtype).replace("torch.", "")]
-        extra += [f"{flat.numel()} values"] if flat.numel() > 3 else []
-        return f"tensor([{body}])" + (f" ({', '.join(extra)})" if extra else "")
-    if isinstance(v, (tuple, list)):
-        inner = ", ".join(_show(e) for e in v)
-        return f"({inner})" if isinstance(v, tuple) else f"[{inner}]"
-    return _num(v)
-
-
-def _structure(got: Any, want: Any, what: str, parts: Sequence[str]) -> str | None:
-    """Type, dtype or shape mismatch of ``got`` against ``want``; None if they agree."""
-    kind = "a torch.Tensor" if isinstance(got, torch.Tensor) else f"of type {type(got).__name__}"
-    if isinstance(want, torch.Tensor):
-        if not isinstance(got, torch.Tensor):
-            return f"{what} is {kind}; expected a torch.Tensor"
-        if got.dtype != want.dtype:
-            return f"{what} has dtype {got.dtype}; expected {want.dtype}"
-        if got.shape != want.shape:
-            return f"{what} has shape {tuple(got.shape)}; expected {tuple(want.shape)}"
-    elif isinstance(want, tuple):
-        names = f" ({', '.join(parts)})" if parts else ""
-        if not isinstance(got, (tuple, list)):
-            return f"{what} is {kind}; expected a tuple of {len(want)}{names}"
-        if len(got) != len(want):
-            return f"you returned {len(got)} values; expected {len(want)}{names}"
-        subjects = [f"`{p}`" for p in parts] + [f"element {i}" for i in range(len(parts), len(want))]
-        return next(filter(None, map(_structure, got, want, subjects, [()] * len(want))), None)
-    elif isinstance(want, numbers.Real) and not isinstance(want, bool):
-        py = "int" if isinstance(want, numbers.Integral) else "float"
-        if isinstance(got, torch.Tensor):
-            return f"{what} is a tensor; return a Python {py} (use {py}(...) or .item())"
-        if isinstance(got, bool) or not isinstance(got, numbers.Real):
-            return f"{what} is {kind}; expected a Python {py}"
-        if py == "int" and not isinstance(got, numbers.Integral):
-            return f"{what} is the float {float(got)!r}; expected an int"
-    return None
-
-
-def _values(got: Any, want: Any, what: str, parts: Sequence[str], tol: tuple[float, float],
-            probe: tuple[str, torch.Tensor] | None) -> str | None:
-    """First value that differs (types already agree); None if all match."""
-    if isinstance(want, torch.Tensor):
-        g = got.detach()
-        bad = ~torch.isclose(g, want, *tol, equal_nan=True) if want.is_floating_point() else g != want
-        if not bad.any():
-            return None
-        idx = tuple(int(i) for i in bad.nonzero()[0])
-        at = f"{'element ' if what == 'your result' else what}[{', '.join(map(str, idx))}]"
-        ctx = f"where {probe[0]} = {_num(probe[1][idx])}; " if probe and probe[1].shape == g.shape else ""
-        return (f"{at} is {_num(g[idx])}; expected {_num(want[idx])} "
-                f"({ctx}{int(bad.sum())} of {bad.numel()} values differ)")
-    if isinstance(want, tuple) and any(isinstance(w, (torch.Tensor, tuple)) for w in want):
-        subjects = [f"`{p}`" for p in parts] + [f"element {i}" for i in range(len(parts), len(want))]
-        found = (_values(g, w, s, (), tol, probe) for g, w, s in zip(got, want, subjects))
-        return next(filter(None, found), None)
-    pairs = zip(got, want) if isinstance(want, tuple) else [(got, want)]
-    if all(g == w if isinstance(w, numbers.Integral) or not isinstance(w, numbers.Real)
-           else math.isclose(float(g), float(w), rel_tol=tol[0], abs_tol=tol[1]) for g, w in pairs):
-        return None
-    said = "you returned" if what == "your result" else f"{what} is"
-    return f"{said} {_show(got)}; expected {_show(want)}"
-
-
-def _learner_line(exc: BaseException, fn: Any) -> str:
-    """' (line N)': the deepest traceback line inside the learner's own cell, if any."""
-    filename = getattr(getattr(fn, "__code__", None), "co_filename", None)
-    line, tb = None, exc.__traceback__
-    while tb is not None:
-        line = tb.tb_lineno if tb.tb_frame.f_code.co_filename == filename else line
-        tb = tb.tb_next
-    return f" (line {line})" if line else ""
 
 
 def _in_ipython() -> bool:
@@ -315,21 +170,21 @@ class Question:
             return Feedback(None, f"not attempted yet: define `{self.fn_name}` above and run its cell")
         if not callable(fn):
             return Feedback(False, f"{self.name}.check expects your function, as in {self.name}."
-                                   f"check({self.fn_name}); got {type(fn).__name__} {_show(fn)}")
+                                   f"check({self.fn_name}); got {type(fn).__name__} {show(fn)}")
         name = getattr(fn, "__name__", "<")
         name = self.fn_name if name.startswith("<") else name
-        if _is_placeholder(fn):
+        if is_placeholder(fn):
             return Feedback(None, f"not attempted yet: replace the `...` in `{name}` with your code "
                                   "and run its cell")
         cases, label = self.cases(seed), ""
         try:
-            with _time_limit(self.timeout):
+            with time_limit(self.timeout):
                 for args in cases:
-                    label = ", ".join(f"{k}={_show(v)}" for k, v in zip(self._arg_names(len(args)), args))
+                    label = ", ".join(f"{k}={show(v)}" for k, v in zip(self._arg_names(len(args)), args))
                     verdict = self._grade_case(fn, name, args, label)
                     if verdict is not None:
                         return verdict
-        except _TookTooLong:
+        except TookTooLong:
             return Feedback(False, f"`{name}` ran longer than {self.timeout:g} s (for {label}): is "
                                    "there an endless loop, or a Python loop over every element?")
         n_edge = len(self.edge_cases)
@@ -345,14 +200,14 @@ class Question:
 
     def _grade_case(self, fn: Callable[..., Any], name: str, args: tuple, label: str) -> Feedback | None:
         """Feedback on the first problem in this case; None if the case passes."""
-        want, given = self.reference(*_clone(args)), _clone(args)
+        want, given = self.reference(*clone_args(args)), clone_args(args)
         try:
             got = fn(*given)
         except NotImplementedError:
             return Feedback(None, f"not attempted yet: `{name}` raises NotImplementedError (for {label})")
         except (Exception, SystemExit) as e:
             return Feedback(False, f"for {label}: your function raised {type(e).__name__}: {e}"
-                                   + _learner_line(e, fn))
+                                   + learner_line(e, fn))
         names = self._arg_names(len(args))
         for arg, before, after in zip(names, args, given):
             if isinstance(before, torch.Tensor) and not torch.equal(before, after):
@@ -364,19 +219,19 @@ class Question:
         try:
             problem = self._diff(got, want, probe)
         except Exception as e:
-            return Feedback(False, f"for {label}: could not compare your result {_show(got)} "
+            return Feedback(False, f"for {label}: could not compare your result {show(got)} "
                                    f"({type(e).__name__}: {e})")
-        if problem is None or any(self._same(got, _call(alt, args)) for alt in self.alternatives):
+        if problem is None or any(self._same(got, call_quietly(alt, args)) for alt in self.alternatives):
             return None
-        mistake = next((m for m in self.mistakes if self._same(got, _call(m.fn, args))), None)
+        mistake = next((m for m in self.mistakes if self._same(got, call_quietly(m.fn, args))), None)
         return Feedback(False, mistake.message if mistake else f"for {label}: {problem}")
 
     def _diff(self, got: Any, want: Any, probe: tuple[str, torch.Tensor] | None = None) -> str | None:
-        return (_structure(got, want, "your result", self.parts)
-                or _values(got, want, "your result", self.parts, (self.rtol, self.atol), probe))
+        return (structure_diff(got, want, "your result", self.parts)
+                or value_diff(got, want, "your result", self.parts, (self.rtol, self.atol), probe))
 
     def _same(self, got: Any, other: Any) -> bool:
         try:
-            return other is not _FAILED and other is not None and self._diff(got, other) is None
+            return other is not FAILED and other is not None and self._diff(got, other) is None
         except Exception:
             return False
