@@ -1,20 +1,24 @@
 # Two commands for a newcomer: `make lab` and `make test`.
-# Each creates .venv on first use and reinstalls when pyproject.toml changes.
-PYTHON ?= python3
-VENV   := .venv
-BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# Each creates .venv on first use and reinstalls when the packaging changes.
+PYTHON   ?= python3
+VENV     := .venv
+BIN      := $(VENV)/bin
+STAMP    := $(VENV)/.installed
+SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
 
 .PHONY: lab test bench clean
 
-$(STAMP): pyproject.toml
+# A new package folder (an __init__.py) also needs a fresh editable install.
+$(STAMP): pyproject.toml $(wildcard */__init__.py)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch first, by exact version: here it is the CPU wheel on disk (no CUDA download)
 	$(BIN)/python -m pip install --quiet "torch==2.13.0"
 	$(BIN)/python -m pip install --quiet -e ".[test]"
+	mkdir -p $(dir $(SETTINGS)) && cp binder/overrides.json $(SETTINGS)
 	touch $(STAMP)
 
 lab: $(STAMP)
+	$(BIN)/jupyter trust notebooks/*.ipynb
 	$(BIN)/jupyter lab notebooks/
 
 test: $(STAMP)

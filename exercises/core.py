@@ -46,6 +46,7 @@ __all__ = ["Feedback", "Mistake", "Question"]
 
 _ICON = {True: "✔", False: "✘", None: "…"}
 _COLOR = {True: "#1a7f37", False: "#cf222e", None: "#9a6700"}
+LOOK_UP = object()  # check()'s default: find the learner's function in the notebook by name
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ class Question:
     atol: float = 0.0
     timeout: float = 3.0
 
-    def check(self, fn: Any = None) -> None:
+    def check(self, fn: Any = LOOK_UP) -> None:
         """Grade ``fn`` (default: ``fn_name`` from the notebook) and show one line."""
         fb = self.grade(fn)
         _display(str(fb), **{"text/html": fb._repr_html_()})
@@ -152,7 +153,7 @@ class Question:
         rand = [tuple(self.random_case(gen)) for _ in range(self.n_random)] if self.random_case else []
         return [tuple(c) for c in self.edge_cases] + rand
 
-    def grade(self, fn: Any = None, *, seed: int | None = None) -> Feedback:
+    def grade(self, fn: Any = LOOK_UP, *, seed: int | None = None) -> Feedback:
         """Grade ``fn`` and return the :class:`Feedback` without showing it; never raises."""
         try:
             return self._grade(fn, seed)
@@ -165,6 +166,9 @@ class Question:
     def _grade(self, fn: Any, seed: int | None) -> Feedback:
         """:meth:`grade` without the safety net."""
         if fn is None:
+            return Feedback(None, f"not attempted yet: you passed None; define `{self.fn_name}` and "
+                                  f"pass the function itself: {self.name}.check({self.fn_name})")
+        if fn is LOOK_UP:
             fn = getattr(sys.modules.get("__main__"), self.fn_name, None)
         if fn is None:
             return Feedback(None, f"not attempted yet: define `{self.fn_name}` above and run its cell")

@@ -118,7 +118,8 @@ class NumberLinePlot:
         self.ends.set_segments([[(lo, -top), (lo, top)], [(hi, -top), (hi, top)]])
         inside = dense[(dense >= a1) & (dense <= a2)]
         worst = float(np.abs(_fq(inside, qp) - inside).max()) if inside.size else 0.0
-        used = int(((levels >= a1 - step / 2) & (levels <= a2 + step / 2)).sum())
+        tol = 1e-6 * span
+        used = int(((levels >= a1 - tol) & (levels <= a2 + tol)).sum())
         return {"lo": lo, "hi": hi, "worst_in_range": worst, "levels_used": used}
 
 
@@ -140,9 +141,12 @@ class WeightGridPlot:
             ax.annotate(f"{counts[i]} ↑", ((edges[i] + edges[i + 1]) / 2, self.top * 0.97),
                         ha="left", va="top", fontsize=8, xytext=(4, 0), textcoords="offset points")
         ax.set_ylim(0, self.top)
-        ax.set_xlim(edges[0] - 0.05 * np.ptp(w), edges[-1] + 0.05 * np.ptp(w))
+        self.view = (edges[0] - 0.05 * np.ptp(w), edges[-1] + 0.05 * np.ptp(w))
+        ax.set_xlim(*self.view)
         self.levels = ax.add_collection(
             LineCollection([], colors="#08306b", lw=0.7, alpha=0.8, animated=True))
+        self.outside = ax.text(0.01, 0.97, "", transform=ax.transAxes, ha="left", va="top",
+                               fontsize=8, color="#08306b", animated=True)
         ax.set_xlabel("weight value")
         ax.set_ylabel("number of weights")
         ax.set_title("weights and the grid's levels", fontsize=10)
@@ -169,12 +173,17 @@ class WeightGridPlot:
         """PNG of the current state: ... then only the moving artists are drawn over it."""
         self.fig.canvas.restore_region(self.background)
         self.ax_hist.draw_artist(self.levels)
+        self.ax_hist.draw_artist(self.outside)
         self.ax_sqnr.draw_artist(self.marker)
         return png_bytes(self.fig, draw=False)
 
     def update(self, qp: QParams, bits: int, sqnr: float) -> None:
         """Show the levels of ``qp`` and mark the current (bits, SQNR) point."""
-        self.levels.set_segments([[(v, 0), (v, self.top)] for v in grid_levels(qp)])
+        levels = grid_levels(qp)
+        self.levels.set_segments([[(v, 0), (v, self.top)] for v in levels])
+        self.levels.set_alpha(min(0.8, 0.1 + 12 / len(levels)))  # 256 lines must not hide the data
+        hidden = int(((levels < self.view[0]) | (levels > self.view[1])).sum())
+        self.outside.set_text(f"{hidden} of {len(levels)} levels lie outside this view" if hidden else "")
         self.marker.set_data([bits], [sqnr])
 
 

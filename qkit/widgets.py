@@ -27,15 +27,16 @@ class Panel:
 
     title = ""
 
-    def __init__(self, controls: dict[str, w.ValueWidget], plot) -> None:
+    def __init__(self, controls: dict[str, w.ValueWidget], plot, rows: list[list[str]] | None = None) -> None:
         self.controls = controls
         self.plot = plot
         self.image = w.Image(format="png", layout=w.Layout(width="100%", max_width="900px"))
         self.readout = w.HTML()
         for c in controls.values():
             c.observe(self._on_change, names="value")
-        row = w.HBox(list(controls.values()), layout=w.Layout(flex_flow="row wrap"))
-        self.widget = w.VBox([row, self.image, self.readout])
+        rows = rows or [list(controls)]
+        boxes = [w.HBox([controls[k] for k in row], layout=w.Layout(flex_flow="row wrap")) for row in rows]
+        self.widget = w.VBox([*boxes, self.image, self.readout])
         self.error: str | None = None
         self.refresh()
 
@@ -50,9 +51,11 @@ class Panel:
         except (ValueError, TypeError) as e:
             self.error = str(e)
             self.readout.value = f"<span style='color:#b00'>⚠ {html.escape(str(e))}</span>"
+            self.image.layout.opacity = "0.3"  # the picture no longer matches the controls
             return
         self.error = None
         self.image.value = self.plot.render()
+        self.image.layout.opacity = "1"
         self.readout.value = text
 
     def update(self, **values) -> str:  # pragma: no cover - abstract
@@ -60,7 +63,8 @@ class Panel:
 
     def _repr_mimebundle_(self, **kwargs):
         bundle = self.widget._repr_mimebundle_(**kwargs)
-        bundle["text/plain"] = f"{type(self).__name__}({', '.join(self.controls)})"
+        bundle["text/plain"] = (f"{type(self).__name__}({', '.join(self.controls)}): "
+                                "run this cell to get the interactive panel")
         return bundle
 
 
@@ -75,7 +79,7 @@ def _slider(kind, description: str, value, lo, hi, step, **kw):
 def _toggle(description: str, options, value):
     return w.ToggleButtons(
         options=options, value=value, description=description,
-        style={"description_width": "initial", "button_width": "72px"},
+        style={"description_width": "initial", "button_width": "84px"},
     )
 
 
@@ -98,7 +102,7 @@ class NumberLinePanel(Panel):
             "narrow": w.Checkbox(value=False, description="narrow", indent=False,
                                  layout=w.Layout(width="90px")),
         }
-        super().__init__(controls, self.plot)
+        super().__init__(controls, self.plot, rows=[["a1", "a2", "bits"], ["scheme", "signed", "narrow"]])
 
     def update(self, a1, a2, bits, scheme, signed, narrow) -> str:
         if a1 > a2:

@@ -89,6 +89,13 @@ def test_not_attempted_none_and_missing_from_main(monkeypatch):
         assert fb.ok is None and "not attempted yet" in fb.message and "`my_scaled`" in fb.message
 
 
+def test_an_explicit_none_is_not_looked_up(monkeypatch):
+    monkeypatch.setattr(sys.modules["__main__"], "my_scaled", lambda x, k: x * k, raising=False)
+    assert TOY.grade().ok is True  # no argument: the notebook's function is graded
+    fb = TOY.grade(None)
+    assert fb.ok is None and "you passed None" in fb.message
+
+
 def _placeholders():
     def dots(x, k): ...
 

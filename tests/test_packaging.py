@@ -51,6 +51,7 @@ def test_binder_installs_the_kit_itself():
     post = ROOT / "binder" / "postBuild"
     assert post.stat().st_mode & 0o111, "postBuild must be executable"
     assert "pip install --no-deps ." in post.read_text()
+    assert "overrides.json" in post.read_text() and (ROOT / "binder" / "overrides.json").exists()
 
 
 def test_ci_and_readme_use_the_make_targets():
