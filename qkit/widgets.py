@@ -20,6 +20,7 @@ from qkit import viz
 from qkit.error import error_split, sqnr_db
 from qkit.qparams import choose_qparams, tensor_range
 from qkit.quant import fake_quantize
+from qkit.train import evaluate
 
 
 class Panel:
@@ -126,6 +127,12 @@ class WeightBitsPanel(Panel):
 
     def __init__(self, model: torch.nn.Module, layer: str, X=None, y=None,
                  bits: int = 4, scheme: str = "affine") -> None:
+        layers = [n for n, m in model.named_children() if isinstance(getattr(m, "weight", None), torch.Tensor)]
+        if layer not in layers:
+            raise ValueError(f"layer must name a child of the model with a weight, one of {layers}; "
+                             f"got {layer!r}")
+        if (X is None) != (y is None):
+            raise ValueError("pass both X and y (to measure accuracy) or neither")
         self.model, self.layer = model, getattr(model, layer)
         self.layer_name = layer
         self.weight = self.layer.weight.detach().clone()  # (out, in) float32
@@ -147,8 +154,6 @@ class WeightBitsPanel(Panel):
 
     @torch.no_grad()
     def _accuracy(self, weight: torch.Tensor) -> float:
-        from qkit.train import evaluate
-
         original = self.layer.weight.data
         try:
             self.layer.weight.data = weight

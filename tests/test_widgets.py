@@ -118,3 +118,12 @@ def test_panels_have_a_stable_text_repr(number_line, weight_panel):
     assert "application/vnd.jupyter.widget-view+json" in bundle
     assert weight_panel._repr_mimebundle_()["text/plain"].startswith("WeightBitsPanel(bits, scheme)")
     assert "run this cell" in bundle["text/plain"]
+
+
+def test_weight_panel_names_the_layers_it_can_show():
+    with pytest.raises(ValueError, match=r"one of \['fc1', 'fc2'\]; got 'fc9'"):
+        widgets.WeightBitsPanel(models.load("mlp"), "fc9")
+    with pytest.raises(ValueError, match="both X and y"):
+        widgets.WeightBitsPanel(models.load("mlp"), "fc1", X=torch.zeros(2, 1, 8, 8))
+    panel = widgets.WeightBitsPanel(models.load("mlp"), "fc2")  # no data: no accuracy shown
+    assert "accuracy" not in panel.readout.value and panel.error is None
