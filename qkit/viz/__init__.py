@@ -8,8 +8,9 @@ pyplot), so they never pop up on their own and never leak between cells.
 
 from qkit.viz.base import (CLIPPED, GRID, INSIDE, ZERO, fake_quantize_np, grid_levels, new_figure,
                            png_bytes)
+from qkit.viz.accumulator import AccumulatorPlot
 from qkit.viz.number_line import NumberLinePlot
 from qkit.viz.weight_grid import WeightGridPlot
 
-__all__ = ["CLIPPED", "GRID", "INSIDE", "ZERO", "NumberLinePlot", "WeightGridPlot", "fake_quantize_np",
+__all__ = ["AccumulatorPlot", "CLIPPED", "GRID", "INSIDE", "ZERO", "NumberLinePlot", "WeightGridPlot", "fake_quantize_np",
            "grid_levels", "new_figure", "png_bytes"]

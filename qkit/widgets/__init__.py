@@ -9,6 +9,7 @@ In a test, drive a panel exactly as a learner does: ``panel.controls["bits"].val
 """
 
 from qkit.widgets.base import Panel
+from qkit.widgets.kernels import AccumulatorPanel
 from qkit.widgets.maps import NumberLinePanel, WeightBitsPanel
 
-__all__ = ["NumberLinePanel", "Panel", "WeightBitsPanel"]
+__all__ = ["AccumulatorPanel", "NumberLinePanel", "Panel", "WeightBitsPanel"]

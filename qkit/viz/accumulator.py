@@ -1,0 +1,87 @@
+"""Lesson 03's accumulator plot: worst-case and typical |acc| against K, and one running sum."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.ticker import EngFormatter, LogLocator, NullLocator
+
+from qkit.viz.base import CLIPPED, INSIDE, new_figure, png_bytes
+
+MAX_POINTS = 1500  # a running sum is drawn with at most this many points
+
+
+class AccumulatorPlot:
+    """Left: |acc| bounds vs K with the int16/int32 limits. Right: exact vs wrapped running sum."""
+
+    def __init__(self, k_max: int) -> None:
+        self.fig = new_figure(9.0, 3.6, layout=None)
+        self.fig.subplots_adjust(left=0.08, right=0.98, top=0.9, bottom=0.15, wspace=0.28)
+        self.ax_k, self.ax_sum = self.fig.subplots(1, 2)
+        ax = self.ax_k
+        self.ks = np.unique(np.logspace(0, np.log10(k_max), 200).astype(np.int64))
+        self.worst = ax.loglog([], [], color=CLIPPED, label="worst case  K·max|x|·max|w|")[0]
+        self.typical = ax.loglog([], [], color=INSIDE, label="random data (≈ 3σ·√K)")[0]
+        for bits, style in ((16, ":"), (32, "--")):
+            ax.axhline(2 ** (bits - 1) - 1, color="black", ls=style, lw=1)
+            ax.text(1.2, 2 ** (bits - 1) * 1.5, f"int{bits} limit", fontsize=8)
+        self.marker = ax.axvline(1, color="#555555", lw=1, animated=True)
+        ax.set_xlim(1, k_max)
+        ax.set_ylim(1, 2e13)
+        ax.set_xlabel("K (products summed)")
+        ax.set_ylabel("|acc|")
+        ax.set_title("how big can the accumulator get?", fontsize=10)
+        ax.legend(fontsize=8, loc="upper left")
+        ax.yaxis.set_major_locator(LogLocator(numticks=8))
+        ax.xaxis.set_minor_locator(NullLocator())  # minor log ticks cost more than the plot itself
+        ax.yaxis.set_minor_locator(NullLocator())
+        ax.grid(alpha=0.3, which="major")
+        ax = self.ax_sum
+        self.exact = ax.plot([], [], color="black", lw=1.2, label="exact (int64)")[0]
+        self.wrapped = ax.plot([], [], color=CLIPPED, lw=1.0, label="in the accumulator")[0]
+        self.limits = [ax.axhline(0, color="black", ls="--", lw=0.8) for _ in range(2)]
+        ax.set_xlabel("k (products added so far)")
+        ax.set_ylabel("running sum")
+        ax.legend(fontsize=8, loc="lower left")
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+        ax.yaxis.set_major_formatter(EngFormatter(sep=""))
+        ax.grid(alpha=0.3)
+        self.background, self.drawn_for = None, None
+
+    def render(self) -> bytes:
+        """PNG of the current state.
+
+        The left plot changes only with the bit-widths: it is drawn once per
+        bit-width pair and kept as a background; a K move redraws only the
+        marker and the right plot (a full redraw costs twice as much).
+        """
+        canvas = self.fig.canvas
+        if self.background is None or self.drawn_for != self.state:
+            self.ax_sum.set_visible(False)
+            canvas.draw()
+            self.background, self.drawn_for = canvas.copy_from_bbox(self.fig.bbox), self.state
+            self.ax_sum.set_visible(True)
+        canvas.restore_region(self.background)
+        self.ax_k.draw_artist(self.marker)
+        self.ax_sum.draw(canvas.get_renderer())
+        return png_bytes(self.fig, draw=False)
+
+    def update(self, k: int, worst_per_k: float, sigma: float, acc_bits: int,
+               exact: np.ndarray, wrapped: np.ndarray) -> None:
+        """Redraw for K, the per-product worst case and std, and one running sum."""
+        self.state = (worst_per_k, sigma)
+        self.worst.set_data(self.ks, self.ks * worst_per_k)
+        self.typical.set_data(self.ks, 3 * sigma * np.sqrt(self.ks))
+        self.marker.set_xdata([k, k])
+        step = max(1, len(exact) // MAX_POINTS)
+        idx = np.arange(0, len(exact), step)
+        self.exact.set_data(idx + 1, exact[idx])
+        self.wrapped.set_data(idx + 1, wrapped[idx])
+        limit = 2 ** (acc_bits - 1)
+        for line, y in zip(self.limits, (limit - 1, -limit)):
+            line.set_ydata([y, y])
+        lo = min(exact.min(), -limit * 1.1 if abs(exact).max() > limit / 4 else exact.min())
+        hi = max(exact.max(), limit * 1.1 if abs(exact).max() > limit / 4 else exact.max())
+        pad = 0.05 * (hi - lo or 1)
+        self.ax_sum.set_xlim(1, max(len(exact), 2))
+        self.ax_sum.set_ylim(lo - pad, hi + pad)
+        self.ax_sum.set_title(f"one dot product: K = {k:,}, int{acc_bits} accumulator", fontsize=10)
