@@ -1,0 +1,87 @@
+"""Lesson 03 exercises: solutions pass, typical wrong answers get their diagnostic."""
+
+from __future__ import annotations
+
+import pytest
+
+from exercises.ex03_kernels import q1, q2, q3
+
+pytestmark = pytest.mark.lesson03
+
+QUESTIONS = {"q1": q1, "q2": q2, "q3": q3}
+DIAGNOSTICS = {  # a distinctive piece of each declared mistake's message, in order
+    "q1": ["half away from zero", "truncating", "no longer fits int32", "TFLite's sign"],
+    "q2": ["computed in int8", "wraps around (-128 - 100", "forgot the zero-point term",
+           "forgot to add bias_q", "wrong sign"],
+    "q3": ["clamp the result", "add the output zero_point", "float rounding"],
+}
+
+
+# ---- learner answers written independently of the module ------------------------------
+
+def multiplier_by_loop(real):  # finds the shift by doubling, not with frexp
+    shift = 0
+    while real < 0.5:
+        real, shift = real * 2, shift - 1
+    m = int(real * 2**31 + 0.5)
+    return (m // 2, shift + 1) if m == 2**31 else (m, shift)
+
+
+def folded_int64(q_x, z, q_w, b):
+    return ((q_x.long() - z) @ q_w.long().T + b).int()
+
+
+def requantize_pure_python(acc, multiplier, shift, zero_point):
+    """TFLite's integer pipeline with Python ints (C's truncating division written out)."""
+    prod = acc * 2 ** max(shift, 0) * multiplier
+    nudge = 2**30 if prod >= 0 else 1 - 2**30
+    high = abs(prod + nudge) // 2**31 * (1 if prod + nudge >= 0 else -1)  # truncate toward 0
+    right = max(-shift, 0)
+    mask = (1 << right) - 1
+    rem, threshold = high & mask, (mask >> 1) + (1 if high < 0 else 0)
+    out = (high >> right) + (1 if rem > threshold else 0)
+    return max(-128, min(127, out + zero_point))
+
+
+@pytest.mark.parametrize("name", QUESTIONS)
+def test_solution_passes(name):
+    q = QUESTIONS[name]
+    fb = q.grade(q.solution_fn)
+    assert fb.ok is True, fb.message
+
+
+@pytest.mark.parametrize("name,fn", [("q1", multiplier_by_loop), ("q2", folded_int64),
+                                     ("q3", requantize_pure_python)])
+def test_independent_correct_answers_pass(name, fn):
+    for _ in range(3):  # fresh random cases each time
+        fb = QUESTIONS[name].grade(fn)
+        assert fb.ok is True, fb.message
+
+
+@pytest.mark.parametrize("name", QUESTIONS)
+def test_every_known_mistake_gets_its_own_diagnostic(name):
+    q = QUESTIONS[name]
+    assert len(q.mistakes) == len(DIAGNOSTICS[name])
+    for mistake, phrase in zip(q.mistakes, DIAGNOSTICS[name]):
+        fb = q.grade(mistake.fn)
+        assert fb.ok is False and phrase in fb.message, (phrase, fb.message)
+
+
+@pytest.mark.parametrize("name", QUESTIONS)
+def test_none_placeholder_and_raising_code_get_one_friendly_line(name):
+    q = QUESTIONS[name]
+
+    def placeholder(*args): ...
+
+    def broken(*args):
+        raise RuntimeError("boom")
+
+    assert q.grade(None).ok is None and "you passed None" in q.grade(None).message
+    assert q.grade(placeholder).ok is None
+    fb = q.grade(broken)
+    assert fb.ok is False and "RuntimeError: boom" in fb.message and "\n" not in str(fb)
+
+
+def test_a_wrong_answer_without_a_known_mistake_names_the_case():
+    fb = q3.grade(lambda acc, m, s, z: 0)
+    assert fb.ok is False and "for acc=" in fb.message
