@@ -10,7 +10,8 @@ from qkit.viz.base import (CLIPPED, GRID, INSIDE, ZERO, fake_quantize_np, grid_l
                            png_bytes)
 from qkit.viz.accumulator import AccumulatorPlot
 from qkit.viz.number_line import NumberLinePlot
+from qkit.viz.tensors import CalibrationPlot, GranularityPlot
 from qkit.viz.weight_grid import WeightGridPlot
 
-__all__ = ["AccumulatorPlot", "CLIPPED", "GRID", "INSIDE", "ZERO", "NumberLinePlot", "WeightGridPlot", "fake_quantize_np",
+__all__ = ["AccumulatorPlot", "CLIPPED", "CalibrationPlot", "GranularityPlot", "GRID", "INSIDE", "ZERO", "NumberLinePlot", "WeightGridPlot", "fake_quantize_np",
            "grid_levels", "new_figure", "png_bytes"]

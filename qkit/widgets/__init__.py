@@ -11,5 +11,6 @@ In a test, drive a panel exactly as a learner does: ``panel.controls["bits"].val
 from qkit.widgets.base import Panel
 from qkit.widgets.kernels import AccumulatorPanel
 from qkit.widgets.maps import NumberLinePanel, WeightBitsPanel
+from qkit.widgets.tensors import CalibrationPanel, GranularityPanel
 
-__all__ = ["AccumulatorPanel", "NumberLinePanel", "Panel", "WeightBitsPanel"]
+__all__ = ["AccumulatorPanel", "CalibrationPanel", "GranularityPanel", "NumberLinePanel", "Panel", "WeightBitsPanel"]

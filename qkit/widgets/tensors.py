@@ -1,0 +1,164 @@
+"""Lesson 02's panels: weight granularity (tensor / channel / group) and activation calibration."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import ipywidgets as w
+import numpy as np
+import torch
+
+from qkit import viz
+from qkit.activations import capture, quantized_output
+from qkit.error import error_split, sqnr_db
+from qkit.groups import fake_quantize_grouped, scale_overhead_bits
+from qkit.observers import OBSERVERS, MSEObserver, PercentileObserver
+from qkit.qparams import choose_qparams, tensor_range
+from qkit.quant import fake_quantize
+from qkit.train import evaluate
+from qkit.viz.tensors import sorted_by
+from qkit.widgets.base import Panel, fmt, slider, toggle
+
+SCALE_BITS = 16  # scales stored as float16 when counting what granularity costs
+
+
+def _channel_sqnr(w_: torch.Tensor, w_hat: torch.Tensor) -> np.ndarray:
+    """SQNR (dB) of every row: 10·log10(Σ w² / Σ (w_hat - w)²)."""
+    signal = (w_.double() ** 2).sum(dim=1)
+    noise = ((w_hat - w_).double() ** 2).sum(dim=1).clamp(min=1e-30)
+    return (10 * torch.log10(signal / noise)).numpy()
+
+
+class GranularityPanel(Panel):
+    """Bits, granularity and group size over a real weight; error per channel and the cost of scales."""
+
+    def __init__(self, model: torch.nn.Module, layer: str, X=None, y=None, bits: int = 4) -> None:
+        self.model, self.layer = model, getattr(model, layer, None)
+        if not isinstance(getattr(self.layer, "weight", None), torch.Tensor) or self.layer.weight.dim() != 2:
+            raise ValueError(f"layer must name a child with a 2-d weight (a Linear); got {layer!r}")
+        self.weight = self.layer.weight.detach().clone()  # (M, K) float32
+        self.data = (X, y) if X is not None and y is not None else None
+        k = self.weight.shape[1]
+        self.group_sizes = [g for g in (8, 16, 32, 64, 128) if g < k and k % g == 0]
+        self.order_key = self.weight.abs().amax(dim=1).numpy()  # channel ranges, to sort by
+        self.plot = viz.GranularityPlot(self.weight.shape[0])
+        controls = {
+            "bits": slider(w.IntSlider, "B (bits)", bits, 2, 8, 1),
+            "granularity": toggle("", [("per-tensor", "tensor"), ("per-channel", "channel"),
+                                       ("per-group", "group")], "channel"),
+            "group_size": toggle("group size", self.group_sizes, self.group_sizes[-1]),
+        }
+        super().__init__(controls, self.plot, rows=[["bits", "granularity"], ["group_size"]])
+
+    @lru_cache(maxsize=256)
+    def _fake(self, bits: int, granularity: str, group_size: int | None) -> torch.Tensor:
+        w_ = self.weight
+        if granularity == "group":
+            return fake_quantize_grouped(w_, bits, group_size)
+        axis = 0 if granularity == "channel" else None
+        return fake_quantize(w_, choose_qparams(*tensor_range(w_, axis=axis), bits, scheme="scale", axis=axis))
+
+    def _options(self, bits: int) -> dict[str, tuple[float, float]]:
+        shape, out = tuple(self.weight.shape), {}
+        for name, gran, g in [("per-tensor", "tensor", None), ("per-channel", "channel", None)] + [
+                (f"g={g}", "group", g) for g in reversed(self.group_sizes)]:
+            cost = scale_overhead_bits(shape, gran, g, scale_bits=SCALE_BITS)
+            out[name] = (cost, sqnr_db(self.weight, self._fake(bits, gran, g)))
+        return out
+
+    def update(self, bits, granularity, group_size) -> str:
+        g = group_size if granularity == "group" else None
+        w_hat = self._fake(bits, granularity, g)
+        base = sorted_by(_channel_sqnr(self.weight, self._fake(bits, "tensor", None)), self.order_key)
+        mine = sorted_by(_channel_sqnr(self.weight, w_hat), self.order_key)
+        options = self._options(bits)
+        chosen = {"tensor": "per-tensor", "channel": "per-channel"}.get(granularity, f"g={group_size}")
+        self.plot.update(base, mine, options, chosen)
+        cost, self.sqnr = options[chosen]
+        text = (f"<b>{chosen}</b> at {bits} bits: SQNR {self.sqnr:.1f} dB (per-tensor "
+                f"{options['per-tensor'][1]:.1f} dB); worst channel {mine.min():.1f} dB &nbsp;·&nbsp; "
+                f"scales cost {cost:.3f} extra bits per weight (float16 scales) → "
+                f"{bits + cost:.3f} bits per weight")
+        if self.data:
+            original = self.layer.weight.data
+            try:
+                self.layer.weight.data = w_hat
+                self.accuracy = evaluate(self.model, *self.data)
+            finally:
+                self.layer.weight.data = original
+            text += f" &nbsp;·&nbsp; test accuracy {100 * self.accuracy:.1f} %"
+        return text
+
+
+class CalibrationPanel(Panel):
+    """Observer, percentile, bits and an optional outlier over a real activation; live accuracy."""
+
+    def __init__(self, model: torch.nn.Module, layer: str, X_calib: torch.Tensor, X_test: torch.Tensor,
+                 y_test: torch.Tensor, X_outlier: torch.Tensor | None = None, bits: int = 4) -> None:
+        self.model, self.layer_name, self.test = model, layer, (X_test, y_test)
+        clean = capture(model, layer, X_calib).reshape(-1)  # (n,) float32
+        extra = capture(model, layer, X_outlier).reshape(-1) if X_outlier is not None else clean[:0]
+        self.acts = {False: clean, True: torch.cat([clean, extra])}
+        self.signed = bool(self.acts[True].min() < 0)
+        lo, hi = float(self.acts[True].min()), float(self.acts[True].max())
+        self.edges = np.linspace(min(lo, 0.0), hi, 301)
+        self.hists = {k: np.histogram(v.numpy(), self.edges)[0] for k, v in self.acts.items()}
+        self.clean_max = float(clean.abs().max())
+        self.float_acc = evaluate(model, *self.test)
+        self.plot = viz.CalibrationPlot(self.hists[False], self.edges)
+        self._ranges: dict = {}
+        for name in ("mse", "entropy"):  # the slow searches, done once now so sliders stay fast
+            for outlier in (False, True):
+                for b in range(2, 9):
+                    self._range(name, b, outlier, 99.99)
+        controls = {
+            "observer": toggle("observer", ["minmax", "percentile", "mse", "entropy"], "minmax"),
+            "percentile": slider(w.FloatSlider, "percentile", 99.99, 99.0, 100.0, 0.01,
+                                 readout_format=".2f"),
+            "bits": slider(w.IntSlider, "B (bits)", bits, 2, 8, 1),
+            "outlier": w.Checkbox(value=False, description="one outlier image in the calibration set",
+                                  indent=False, layout=w.Layout(width="320px")),
+        }
+        if X_outlier is None:
+            controls["outlier"].disabled = True
+        super().__init__(controls, self.plot, rows=[["observer"], ["percentile", "bits", "outlier"]])
+
+    def _range(self, name: str, bits: int, outlier: bool, percentile: float) -> tuple:
+        """The observer's range ``(lo, hi)`` (cached: entropy's search takes ~0.1 s)."""
+        key = (name, bits, outlier, percentile if name == "percentile" else None)
+        if key not in self._ranges:
+            obs = PercentileObserver(percentile) if name == "percentile" else OBSERVERS[name]()
+            obs.update(self.acts[outlier])
+            self._ranges[key] = obs.range(bits, signed=self.signed)
+        return self._ranges[key]
+
+    @lru_cache(maxsize=64)
+    def _mse_curve(self, bits: int, outlier: bool) -> tuple[np.ndarray, np.ndarray]:
+        obs = MSEObserver().update(self.acts[outlier])
+        top = float(self.acts[outlier].abs().max())
+        t = np.geomspace(top / 200, top, 160)
+        return t, obs.mse_curve(t, bits, signed=self.signed)
+
+    def update(self, observer, percentile, bits, outlier) -> str:
+        x = self.acts[outlier]
+        self.controls["percentile"].disabled = observer != "percentile"
+        lo, hi = self._range(observer, bits, outlier, percentile)
+        qp = choose_qparams(lo, hi, bits, signed=self.signed)
+        self.qp = qp
+        marks = {n: float(self._range(n, bits, outlier, percentile)[1])
+                 for n in ("minmax", "percentile", "mse", "entropy")}
+        e = error_split(x, qp)
+        self.plot.set_histogram(self.hists[outlier], self.edges)
+        view = min(max(float(hi), self.clean_max) * 1.15, float(x.max()) * 1.02)
+        n_beyond = int((x > view).sum())
+        beyond = f"{n_beyond} values beyond the view, up to {float(x.max()):.1f} →" if n_beyond else ""
+        self.plot.update(viz.grid_levels(qp), float(hi), view, beyond, *self._mse_curve(bits, outlier),
+                         marks, observer)
+        with quantized_output(self.model, self.layer_name, qp):
+            self.accuracy = evaluate(self.model, *self.test)
+        return (f"<b>{observer}</b>: range [{fmt(float(lo))}, {fmt(float(hi))}], scale = "
+                f"{fmt(float(qp.scale))}, zero_point = {int(qp.zero_point)} &nbsp;·&nbsp; "
+                f"{100 * e.clipped_fraction:.3f} % of calibration values clipped &nbsp;·&nbsp; MSE = "
+                f"{e.total:.2e} (rounding {e.rounding:.2e} + clipping {e.clipping:.2e})<br>"
+                f"test accuracy with <b>{self.layer_name}</b>'s output at {bits} bits: "
+                f"{100 * self.accuracy:.1f} % (float {100 * self.float_acc:.1f} %)")
