@@ -5,5 +5,6 @@ figure never hides a computation.
 """
 
 from qkit.figures.maps import clip_tradeoff, grids, sqnr_lines, value_hist
+from qkit.figures.tensors import channel_ranges, observer_ranges
 
-__all__ = ["clip_tradeoff", "grids", "sqnr_lines", "value_hist"]
+__all__ = ["channel_ranges", "clip_tradeoff", "grids", "observer_ranges", "sqnr_lines", "value_hist"]
