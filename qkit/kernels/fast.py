@@ -1,0 +1,288 @@
+"""Integer-only int8 linear and conv2d, fast version: bit for bit equal to ``ref.py``.
+
+Equation: ``x ≈ scale * (q - zero_point)``; the math is derived in
+:mod:`qkit.kernels.ref`. Three things make this version fast:
+
+1. **Folded zero point, matmul in int8.** ``acc = Σ_k q_x q_w + offset[m]`` with
+   ``offset = bias_q - z_x Σ_k q_w`` (stage 2 of ref). The sum is
+   ``torch._int_mm``: int8 × int8 → int32 on the CPU's dot-product units.
+2. **Per-weight constants computed once.** ``offset``, ``multiplier`` and
+   ``shift`` depend on the weight, bias and grids only. They are cached (a small
+   LRU keyed on the weight and bias tensors *objects*, their in-place version
+   counters and the grids' values); a cached entry is never reused for another
+   tensor, but writes that bypass torch's version counter (``.data``, numpy
+   views) are not seen: call :func:`clear_cache` after those.
+3. **Fused requantization epilogue.** Done eagerly, requantization is a dozen
+   int64 passes over ``(N, M)``, slower than the matmul. :func:`epilogue` does
+   it in one pass compiled by ``torch.compile`` (inductor), rewritten so that
+   every step vectorises. For ``shift <= 0`` (``M < 1``, the usual case; ``rs = -shift``)
+   it equals ``multiply_by_quantized_multiplier``:
+
+   * SaturatingRoundingDoublingHighMul of ``x`` and ``m`` is ``trunc((a + nudge) / 2**31)``
+     with ``a = x·m`` and ``nudge = 2**30`` if ``a >= 0`` else ``1 - 2**30``. For
+     ``a < 0`` the truncation is a ceiling, ``ceil(s / 2**31) = floor((s + 2**31 - 1) / 2**31)``,
+     which is ``floor((a + 2**30) / 2**31)`` again: ``h = (a + 2**30) >> 31``
+     for every sign, no division. (It saturates only for ``x = m = -2**31``;
+     our multipliers are >= 0.)
+   * RoundingDivideByPOT by ``2**rs`` adds 1 to ``h >> rs`` when the dropped
+     bits exceed ``2**(rs-1) - 1`` (``h >= 0``) or ``2**(rs-1)`` (``h < 0``):
+     ``r = (h + c) >> rs`` with ``c = 2**(rs-1)`` or ``2**(rs-1) - 1`` (0 if ``rs = 0``).
+   * Nested floors merge: ``floor(a/p) + c = floor((a + c·p)/p)`` and
+     ``floor(floor(b/p)/q) = floor(b/(p·q))``. With ``h >= 0`` exactly when ``a >= -2**30``::
+
+         r = (a + round_up) >> (31 + rs)     if a >= -2**30,  round_up = 2**30 + 2**31 · 2**(rs-1)
+         r = (a + round_down) >> (31 + rs)   otherwise,       round_down = round_up - 2**31 (= round_up if rs = 0)
+
+     one multiply, one select, one add, one shift, in int64 (``|a| < 2**62``,
+     no overflow); ``|r| < 2**31`` as ``M < 1``, so the clamp runs in int32.
+
+   ``shift > 0`` (``M >= 1``) takes the eager epilogue, which raises if
+   ``acc · 2**shift`` leaves int32. If compilation fails, a warning is given
+   once and the eager epilogue is used from then on.
+
+``torch._int_mm`` is trusted only after a check (:func:`int8_matmul`): on
+this kit's torch 2.13 CPU build it returns garbage for K = 1, and CPUs without
+VNNI have given saturated (wrong) sums in other torch versions.
+"""
+
+from __future__ import annotations
+
+import warnings
+import weakref
+from collections import OrderedDict
+from typing import NamedTuple
+
+import torch
+import torch.fx.experimental._config as fx_config
+import torch.nn.functional as F
+
+from qkit.kernels import ref
+from qkit.qparams import QParams
+
+
+class Prepared(NamedTuple):
+    """Per-weight constants of one layer, each ``(M,)`` along the output channels."""
+
+    offset: torch.Tensor  # int32: bias_q - z_x Σ_k q_w
+    multiplier: torch.Tensor  # int32 Q0.31
+    shift: torch.Tensor  # int32, TFLite sign convention
+    fusable: bool  # every shift <= 0: the fused epilogue applies
+    fused_args: tuple  # see fused_constants
+    y_qp: QParams
+
+
+_CACHE: OrderedDict = OrderedDict()
+_CACHE_SIZE = 128
+
+
+def clear_cache() -> None:
+    """Forget every cached :class:`Prepared` (after writing to weights behind torch's back)."""
+    _CACHE.clear()
+
+
+def _build(q_w2: torch.Tensor, bias, x_qp: QParams, w_qp: QParams, y_qp: QParams) -> Prepared:
+    """Stages 2-4 of ref for an ``(M, K)`` int8 weight: validate, then the constants."""
+    m, k = q_w2.shape
+    ref.check_grids(x_qp, w_qp, y_qp, m)
+    z_x = int(x_qp.zero_point)
+    bias_q = ref.quantize_bias(bias, x_qp, w_qp, m)  # (M,) int32
+    ref.check_accumulator(k, z_x, bias_q)
+    multiplier, shift = ref.output_multipliers(x_qp, w_qp, y_qp, m)  # (M,) int32 each
+    row_sums = q_w2.to(torch.int32).sum(dim=1)  # (M,) int32, |.| <= 128 K
+    offset = (bias_q.long() - z_x * row_sums.long()).to(torch.int32)  # (M,) fits by stage 4
+    fused_args = fused_constants(multiplier, shift, y_qp)
+    return Prepared(offset, multiplier, shift, bool((shift <= 0).all()), fused_args, y_qp)
+
+
+def fused_constants(multiplier: torch.Tensor, shift: torch.Tensor, y_qp: QParams) -> tuple:
+    """:func:`epilogue`'s constants: multiplier, total shift, round_up, round_down (int64 ``(M,)``)
+    and ``(z_y, qmin_y - z_y, qmax_y - z_y)`` (int32 ``(3,)``). For shifts <= 0 only."""
+    rs = (-shift.long()).clamp(min=0)  # (M,) int64 right shift of RoundingDivideByPOT
+    c = torch.where(rs > 0, torch.ones_like(rs) << (rs - 1).clamp(min=0), 0)  # (M,) 2**(rs-1), or 0
+    round_up = (1 << 30) + (c << 31)  # (M,) int64
+    round_down = round_up - torch.where(rs > 0, 1 << 31, 0)  # (M,) int64
+    z_y = int(y_qp.zero_point)
+    out = torch.tensor([z_y, y_qp.qmin - z_y, y_qp.qmax - z_y], dtype=torch.int32)  # (3,)
+    return multiplier.long(), 31 + rs, round_up, round_down, out
+
+
+def _snapshot(qps) -> tuple:
+    return tuple((qp.scale.clone(), qp.zero_point.clone(), qp.qmin, qp.qmax, qp.axis) for qp in qps)
+
+
+def _same(snap: tuple, qps) -> bool:
+    return all(
+        isinstance(qp, QParams) and (qp.qmin, qp.qmax, qp.axis) == s[2:]
+        and isinstance(qp.scale, torch.Tensor) and isinstance(qp.zero_point, torch.Tensor)
+        and qp.scale.shape == s[0].shape and qp.zero_point.shape == s[1].shape
+        and torch.equal(qp.scale, s[0]) and torch.equal(qp.zero_point, s[1])
+        for s, qp in zip(snap, qps)
+    )
+
+
+def prepare(q_w: torch.Tensor, w_qp: QParams, bias, x_qp: QParams, y_qp: QParams) -> Prepared:
+    """Cached :class:`Prepared` for an int8 weight (``(M, K)``, or a conv weight flattened per row)."""
+    qps = (x_qp, w_qp, y_qp)
+    key = (id(q_w), id(bias))
+    versions = (q_w._version, None if bias is None else getattr(bias, "_version", None))
+    hit = _CACHE.get(key)
+    if hit is not None:
+        w_ref, b_ref, vers, snap, prepared = hit
+        if (w_ref() is q_w and (b_ref is None) == (bias is None) and (b_ref is None or b_ref() is bias)
+                and vers == versions and _same(snap, qps)):
+            _CACHE.move_to_end(key)
+            return prepared
+    prepared = _build(q_w.reshape(q_w.shape[0], -1), bias, x_qp, w_qp, y_qp)
+    if isinstance(bias, torch.Tensor) or bias is None:  # numpy biases are new tensors every call
+        b_ref = None if bias is None else weakref.ref(bias)
+        _CACHE[key] = (weakref.ref(q_w), b_ref, versions, _snapshot(qps), prepared)
+        if len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return prepared
+
+
+def epilogue(acc, offset, multiplier, total_shift, round_up, round_down, out):
+    """The fused requantization (module docstring): int32 ``(R, M)`` accumulator -> int8 ``(R, M)``.
+
+    Example:
+        >>> acc = torch.tensor([[10, -10, 5, -5, 1000]], dtype=torch.int32)   # M = 0.3
+        >>> y_qp = QParams(torch.tensor(1.0), torch.tensor(0, dtype=torch.int32), -128, 127)
+        >>> consts = fused_constants(torch.tensor([1288490189]), torch.tensor([-1]), y_qp)
+        >>> epilogue(acc, torch.zeros(1, dtype=torch.int32), *consts)   # 1.5 -> 2, -1.5 -> -2
+        tensor([[  3,  -3,   2,  -2, 127]], dtype=torch.int8)
+    """
+    a = (acc + offset).to(torch.int64) * multiplier  # (R, M) int64; acc + offset exact (stage 4)
+    r = (a + torch.where(a >= -(1 << 30), round_up, round_down)) >> total_shift  # (R, M) int64
+    r = torch.clamp(r.to(torch.int32), out[1], out[2])  # (R, M) int32, shifted grid bounds
+    return (r + out[0]).to(torch.int8)  # (R, M) int8
+
+
+class _Compiled:
+    fn = None  # torch.compile(epilogue), made on first use
+    failed = False  # compilation failed once: eager from then on
+    seen: set = set()  # (R == 1, M == 1, inference mode) signatures already traced
+
+
+def _fused(acc: torch.Tensor, prepared: Prepared):
+    """The compiled epilogue, or None if compilation is unavailable (after one warning)."""
+    if _Compiled.failed:
+        return None
+    args = (acc, prepared.offset, *prepared.fused_args)
+    sig = (acc.shape[0] == 1, acc.shape[1] == 1, torch.is_inference_mode_enabled())  # 0/1 sizes specialise
+    try:
+        if _Compiled.fn is None:  # dynamic: one graph for all sizes; dynamic_threads: parallel at any size
+            _Compiled.fn = torch.compile(epilogue, dynamic=True, options={"cpp.dynamic_threads": True})
+        with torch.no_grad():  # one grad mode, one graph
+            if sig in _Compiled.seen:
+                return _Compiled.fn(*args)
+            with fx_config.patch(use_duck_shape=False):  # N == M must not tie the two sizes
+                result = _Compiled.fn(*args)
+        _Compiled.seen.add(sig)
+        return result
+    except Exception as err:  # noqa: BLE001 - any compiler failure means: run eagerly
+        _Compiled.failed = True
+        warnings.warn(
+            f"torch.compile of the int8 requantization epilogue failed ({type(err).__name__}: "
+            f"{str(err)[:200]}); qkit.kernels uses the (slower, equal) eager epilogue from now on",
+            UserWarning, stacklevel=3,
+        )
+        return None
+
+
+def requantize(acc: torch.Tensor, prepared: Prepared, fused: bool = True) -> torch.Tensor:
+    """int32 ``(R, M)`` ``Σ q_x q_w`` -> int8 ``(R, M)``: fused if possible, else eager (via fixedpoint)."""
+    if fused and prepared.fusable:
+        out = _fused(acc, prepared)
+        if out is not None:
+            return out
+    acc = acc + prepared.offset  # (R, M) int32, exact by stage 4
+    return ref.requantize(acc, prepared.multiplier, prepared.shift, prepared.y_qp)  # several passes
+
+
+class _IntMM:
+    exact = None  # None: not checked yet; then True or False
+
+
+def _int_mm_is_exact() -> bool:
+    """Check ``torch._int_mm`` once against an exact float64 product on extreme and random data."""
+    if _IntMM.exact is None:
+        gen = torch.Generator().manual_seed(0)
+        a = torch.randint(-128, 128, (37, 300), generator=gen, dtype=torch.int8)
+        a[:4] = torch.tensor([-128, 127, -128, 127], dtype=torch.int8)[:, None]
+        b = torch.randint(-128, 128, (19, 300), generator=gen, dtype=torch.int8)
+        b[:3] = torch.tensor([-128, 127, -128], dtype=torch.int8)[:, None]  # (19, 300)
+        want = torch.mm(a.double(), b.double().T).to(torch.int32)  # (37, 19) exact
+        _IntMM.exact = torch.equal(torch._int_mm(a, b.T), want)
+        if not _IntMM.exact:
+            warnings.warn("torch._int_mm gives wrong sums on this machine; qkit.kernels uses an exact "
+                          "(slower) float64 matmul instead", UserWarning, stacklevel=3)
+    return _IntMM.exact
+
+
+def int8_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Exact ``a @ b`` for int8 ``(N, K)`` and ``(K, M)``: int32 ``(N, M)``, ``torch._int_mm`` when it is right.
+
+    Example:
+        >>> int8_matmul(torch.tensor([[2], [-3]], dtype=torch.int8), torch.tensor([[4, 5]], dtype=torch.int8))
+        tensor([[  8,  10],
+                [-12, -15]], dtype=torch.int32)
+    """
+    if a.shape[1] == 1:  # torch 2.13's CPU _int_mm is wrong for K == 1 (M >= 2): an outer product
+        return a.to(torch.int32) * b.to(torch.int32)  # (N, 1) * (1, M) -> (N, M) int32
+    if not _int_mm_is_exact():
+        return torch.mm(a.double(), b.double()).to(torch.int32)  # exact: partial sums < 2**53
+    return torch._int_mm(a, b)  # (N, M) int32
+
+
+def int8_linear(q_x, x_qp, q_w, w_qp, bias, y_qp, *, fused: bool = True) -> torch.Tensor:
+    """Fast :func:`qkit.kernels.ref.int8_linear`: ``torch._int_mm`` + the (fused) epilogue."""
+    q_x = ref.int8_tensor("q_x", q_x, 2, "(N, K)")
+    q_w = ref.int8_tensor("q_w", q_w, 2, "(M, K)")
+    if q_x.shape[1] != q_w.shape[1]:
+        raise ValueError(f"q_x is (N, K) = {tuple(q_x.shape)} but q_w is (M, K) = {tuple(q_w.shape)}: K differs")
+    prepared = prepare(q_w, w_qp, bias, x_qp, y_qp)
+    if q_x.shape[0] == 0:
+        return torch.empty(0, q_w.shape[0], dtype=torch.int8)
+    acc = int8_matmul(q_x.contiguous(), q_w.contiguous().T)  # (N, M) int32: Σ_k q_x q_w
+    return requantize(acc, prepared, fused)  # (N, M) int8
+
+
+def int8_conv2d(q_x, x_qp, q_w, w_qp, bias, y_qp, *, stride=1, padding=0, dilation=1, groups=1,
+                fused: bool = True) -> torch.Tensor:
+    """Fast :func:`qkit.kernels.ref.int8_conv2d`: im2col + ``torch._int_mm`` per group.
+
+    Depthwise convolutions (one input channel per group) skip im2col: they sum
+    ``kH·kW`` shifted int32 products, channels last. Padding uses ``z_x``,
+    so the folded ``offset`` is exact at the border too.
+    """
+    q_x, q_w, (sh, sw), (ph, pw), (dh, dw), groups, (h_out, w_out) = ref.conv_geometry(
+        q_x, q_w, stride, padding, dilation, groups)
+    n, c_out, cin_g, kh, kw = q_x.shape[0], q_w.shape[0], q_w.shape[1], q_w.shape[2], q_w.shape[3]
+    prepared = prepare(q_w, w_qp, bias, x_qp, y_qp)
+    cout_g, rows = c_out // groups, n * h_out * w_out
+    if rows == 0:
+        return torch.empty(n, c_out, h_out, w_out, dtype=torch.int8)
+    xp = F.pad(q_x, (pw, pw, ph, ph), value=int(x_qp.zero_point))  # (N, C_in, Hp, Wp) int8
+    if cin_g == 1:  # depthwise
+        xp = xp.permute(0, 2, 3, 1).contiguous()  # (N, Hp, Wp, C_in) int8, channels last
+        if cout_g > 1:
+            xp = xp.repeat_interleave(cout_g, dim=3)  # (N, Hp, Wp, C_out): channel o reads o // cout_g
+        w = q_w.reshape(c_out, kh * kw).T.to(torch.int32)  # (kH·kW, C_out) int32
+        acc = torch.zeros(n, h_out, w_out, c_out, dtype=torch.int32)
+        for i in range(kh):
+            for j in range(kw):
+                tap = xp[:, i * dh: i * dh + sh * (h_out - 1) + 1: sh,
+                         j * dw: j * dw + sw * (w_out - 1) + 1: sw]  # (N, H_out, W_out, C_out) int8
+                acc += tap.to(torch.int32) * w[i * kw + j]  # int32, partial sums within stage 4's bound
+        acc = acc.reshape(rows, c_out)  # (R, C_out) int32
+    else:
+        patches = xp.unfold(2, dh * (kh - 1) + 1, sh).unfold(3, dw * (kw - 1) + 1, sw)  # (N, C_in, Ho, Wo, ., .)
+        patches = patches[..., ::dh, ::dw].permute(0, 2, 3, 1, 4, 5)  # (N, Ho, Wo, C_in, kH, kW) view
+        w2 = q_w.contiguous().reshape(c_out, cin_g * kh * kw)  # (C_out, K) int8
+        accs = []
+        for g in range(groups):
+            cols = patches[:, :, :, g * cin_g: (g + 1) * cin_g].reshape(rows, cin_g * kh * kw)  # (R, K) im2col
+            accs.append(int8_matmul(cols, w2[g * cout_g: (g + 1) * cout_g].T))  # (R, C_out/g) int32
+        acc = accs[0] if groups == 1 else torch.cat(accs, dim=1)  # (R, C_out) int32
+    out = requantize(acc, prepared, fused)  # (R, C_out) int8
+    return out.reshape(n, h_out, w_out, c_out).permute(0, 3, 1, 2).contiguous()  # (N, C_out, Ho, Wo)
