@@ -27,6 +27,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	MPLBACKEND=Agg $(BIN)/python benchmarks/bench_widgets.py
 	$(BIN)/python benchmarks/bench_notebooks.py
+	$(BIN)/python benchmarks/bench_kernels.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

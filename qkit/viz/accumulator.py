@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.ticker import EngFormatter, LogLocator, NullLocator
 
-from qkit.viz.base import CLIPPED, INSIDE, new_figure, png_bytes
+from qkit.viz.base import CLIPPED, INSIDE, Blitter, new_figure
 
 MAX_POINTS = 1500  # a running sum is drawn with at most this many points
 
@@ -24,7 +24,7 @@ class AccumulatorPlot:
         for bits, style in ((16, ":"), (32, "--")):
             ax.axhline(2 ** (bits - 1) - 1, color="black", ls=style, lw=1)
             ax.text(1.2, 2 ** (bits - 1) * 1.5, f"int{bits} limit", fontsize=8)
-        self.marker = ax.axvline(1, color="#555555", lw=1, animated=True)
+        self.marker = ax.axvline(1, color="#555555", lw=1)
         ax.set_xlim(1, k_max)
         ax.set_ylim(1, 2e13)
         ax.set_xlabel("K (products summed)")
@@ -45,30 +45,17 @@ class AccumulatorPlot:
         ax.xaxis.set_major_formatter(EngFormatter(sep=""))
         ax.yaxis.set_major_formatter(EngFormatter(sep=""))
         ax.grid(alpha=0.3)
-        self.background, self.drawn_for = None, None
+        # the left plot's frame never changes: only its lines and the K marker move;
+        # the right plot's limits follow the sum, so it is redrawn whole
+        self.blitter = Blitter(self.fig, [self.worst, self.typical, self.marker], live_axes=[self.ax_sum])
 
     def render(self) -> bytes:
-        """PNG of the current state.
-
-        The left plot changes only with the bit-widths: it is drawn once per
-        bit-width pair and kept as a background; a K move redraws only the
-        marker and the right plot (a full redraw costs twice as much).
-        """
-        canvas = self.fig.canvas
-        if self.background is None or self.drawn_for != self.state:
-            self.ax_sum.set_visible(False)
-            canvas.draw()
-            self.background, self.drawn_for = canvas.copy_from_bbox(self.fig.bbox), self.state
-            self.ax_sum.set_visible(True)
-        canvas.restore_region(self.background)
-        self.ax_k.draw_artist(self.marker)
-        self.ax_sum.draw(canvas.get_renderer())
-        return png_bytes(self.fig, draw=False)
+        """PNG of the current state."""
+        return self.blitter.render()
 
     def update(self, k: int, worst_per_k: float, sigma: float, acc_bits: int,
                exact: np.ndarray, wrapped: np.ndarray) -> None:
         """Redraw for K, the per-product worst case and std, and one running sum."""
-        self.state = (worst_per_k, sigma)
         self.worst.set_data(self.ks, self.ks * worst_per_k)
         self.typical.set_data(self.ks, 3 * sigma * np.sqrt(self.ks))
         self.marker.set_xdata([k, k])

@@ -46,3 +46,45 @@ def grid_levels(qp: QParams) -> np.ndarray:
 def fake_quantize_np(x: np.ndarray, qp: QParams) -> np.ndarray:
     """Quantize-dequantize a numpy array with the kit's own ``fake_quantize``."""
     return fake_quantize(torch.from_numpy(x.astype(np.float32)), qp).double().numpy()
+
+
+class Blitter:
+    """Draw a figure's static part once (per ``key``), then only what moves.
+
+    A panel's slider move changes a few artists (``moving``) and perhaps whole
+    axes whose limits follow the data (``live_axes``); axes frames, ticks,
+    labels and static data are drawn once into a background bitmap, which is
+    what makes a redraw take milliseconds instead of tens of them.
+    """
+
+    def __init__(self, fig: Figure, moving, live_axes=(), keep: int = 4) -> None:
+        self.fig, self.moving, self.live_axes = fig, list(moving), list(live_axes)
+        for artist in self.moving:
+            artist.set_animated(True)
+        self.backgrounds: dict = {}  # key -> bitmap of the static part
+        self.keep = keep
+
+    def forget(self) -> None:
+        """Drop every stored background (after changing what the static part shows)."""
+        self.backgrounds.clear()
+
+    def render(self, key=0) -> bytes:
+        """PNG of the figure; the static part is drawn once per ``key`` and kept."""
+        canvas = self.fig.canvas
+        if key not in self.backgrounds:
+            for ax in self.live_axes:
+                ax.set_visible(False)
+            canvas.draw()
+            if len(self.backgrounds) >= self.keep:
+                self.backgrounds.pop(next(iter(self.backgrounds)))
+            self.backgrounds[key] = canvas.copy_from_bbox(self.fig.bbox)
+            for ax in self.live_axes:
+                ax.set_visible(True)
+        canvas.restore_region(self.backgrounds[key])
+        renderer = canvas.get_renderer()
+        for ax in self.live_axes:
+            ax.draw(renderer)
+        for artist in self.moving:
+            if artist.get_visible():
+                artist.draw(renderer)
+        return png_bytes(self.fig, draw=False)

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.collections import LineCollection
 
-from qkit.viz.base import CLIPPED, GRID, INSIDE, new_figure, png_bytes
+from qkit.viz.base import CLIPPED, GRID, INSIDE, Blitter, new_figure
 
 
 class GranularityPlot:
@@ -36,41 +36,48 @@ class GranularityPlot:
         ax.set_ylabel("SQNR of the whole tensor (dB)")
         ax.set_title("what finer grids cost", fontsize=10)
         ax.grid(alpha=0.3)
+        self.blitter = Blitter(self.fig, [self.base, self.current, self.points, self.mark, *self.labels])
+
+    def set_limits(self, channel_db: tuple[float, float], cost_bits: float, tensor_db: tuple[float, float]) -> None:
+        """Fix the axes once for every setting (so only the data moves): SQNR and cost ranges."""
+        self.ax_ch.set_ylim(channel_db[0] - 2, channel_db[1] + 2)
+        self.ax_cost.set_xlim(-0.002, cost_bits * 3)
+        self.ax_cost.set_ylim(tensor_db[0] - 2, tensor_db[1] + 3)
+        self.blitter.forget()  # redraw the background with the new limits
 
     def render(self) -> bytes:
         """PNG of the current state."""
-        return png_bytes(self.fig)
+        return self.blitter.render()
 
     def update(self, per_tensor: np.ndarray, current: np.ndarray,
                options: Mapping[str, tuple[float, float]], chosen: str) -> None:
         """Per-channel SQNRs (already sorted) and, per option name, (overhead bits, SQNR)."""
         self.base.set_ydata(per_tensor)
         self.current.set_ydata(current)
-        both = np.concatenate([per_tensor, current])
-        both = both[np.isfinite(both)]
-        self.ax_ch.set_ylim(both.min() - 2, both.max() + 2)
         xs, ys = zip(*options.values())
         self.points.set_data(xs, ys)
         for text, (name, (ox, oy)) in zip(self.labels, options.items()):
             text.set_position((ox, oy))
             text.set_text(" " + name)
         self.mark.set_data([options[chosen][0]], [options[chosen][1]])
-        self.ax_cost.set_xlim(-0.002, max(xs) * 3)
-        self.ax_cost.set_ylim(min(ys) - 2, max(ys) + 3)
 
 
 class CalibrationPlot:
-    """Left: the activation histogram, the grid and the clipped part. Right: MSE vs clip threshold."""
+    """Left: the activation histogram, the grid and the clipped part. Right: MSE vs clip threshold.
 
-    def __init__(self, counts: np.ndarray, edges: np.ndarray) -> None:
+    Each calibration set (with or without the outlier) has its own fixed axes,
+    drawn once; a slider move only redraws the grid, the clipped span and the
+    threshold marks.
+    """
+
+    def __init__(self) -> None:
         self.fig = new_figure(9.0, 3.6, layout=None)
         self.fig.subplots_adjust(left=0.07, right=0.98, top=0.9, bottom=0.15, wspace=0.25)
         self.ax_h, self.ax_mse = self.fig.subplots(1, 2, width_ratios=[1.3, 1.0])
         ax = self.ax_h
-        self.hist = ax.stairs(counts, edges, fill=True, color="#9ecae1")
+        self.hist = ax.stairs([1.0], [0.0, 1.0], fill=True, color="#9ecae1")
         self.levels = ax.add_collection(LineCollection([], colors="#08306b", lw=0.7))
         self.clipped = ax.axvspan(0, 1, color=CLIPPED, alpha=0.15, lw=0)
-        self.note = ax.text(0.98, 0.96, "", transform=ax.transAxes, ha="right", va="top", fontsize=8)
         ax.set_yscale("log")
         ax.set_xlabel("activation value")
         ax.set_ylabel("count (log scale)")
@@ -84,38 +91,53 @@ class CalibrationPlot:
         ax.set_ylabel("quantization MSE")
         ax.set_title("error against threshold", fontsize=10)
         ax.grid(alpha=0.3)
+        self.blitter = Blitter(self.fig, [self.levels, self.clipped, self.curve, self.others, self.chosen,
+                                          *self.names])
+        self.state = None
+
+    def set_data(self, state, counts: np.ndarray, edges: np.ndarray, linear_up_to: float,
+                 thresholds: np.ndarray, mse_range: tuple[float, float]) -> None:
+        """Show one calibration set: its histogram and fixed limits for both plots.
+
+        The x axis is linear up to ``linear_up_to`` (the bulk of the data) and
+        logarithmic beyond, so far outliers stay in view without squashing the bulk.
+        """
+        if state == self.state:
+            return
+        self.state = state
+        self.hist.set_data(counts, edges)
+        self.ax_h.set_ylim(0.8, counts.max() * 2)
+        if edges[-1] > 2 * linear_up_to:
+            self.ax_h.set_xscale("symlog", linthresh=linear_up_to, linscale=4)
+            ticks = [t for t in (0, 1, 2, 3, 5, 10, 20, 50, 100, 200, 500) if t <= edges[-1]]
+            self.ax_h.set_xticks(ticks, [f"{t:g}" for t in ticks])
+            self.ax_h.set_xlabel("activation value (linear up to the bulk's end, logarithmic beyond)")
+        else:
+            self.ax_h.set_xscale("linear")
+            self.ax_h.set_xlabel("activation value")
+        self.ax_h.set_xlim(min(edges[0], 0.0), edges[-1] * 1.05)
+        self.ax_mse.set_xlim(thresholds[0], thresholds[-1])
+        self.ax_mse.set_ylim(mse_range[0] / 2, mse_range[1] * 2)
 
     def render(self) -> bytes:
         """PNG of the current state."""
-        return png_bytes(self.fig)
+        return self.blitter.render(self.state)
 
-    def set_histogram(self, counts: np.ndarray, edges: np.ndarray) -> None:
-        """Swap in another calibration histogram (same number of bins)."""
-        self.hist.set_data(counts, edges)
-        self.ax_h.set_ylim(0.8, counts.max() * 2)
-
-    def update(self, levels: np.ndarray, hi: float, view: float, beyond: str,
-               thresholds: np.ndarray, mse: np.ndarray, marks: Mapping[str, float],
-               chosen: str) -> None:
-        """Grid ``levels`` (float values), range end ``hi``, x-view end, and the MSE curve."""
-        top = self.ax_h.get_ylim()[1]
-        self.levels.set_segments([[(v, 0.8), (v, top)] for v in levels if v <= view])
+    def update(self, levels: np.ndarray, hi: float, thresholds: np.ndarray, mse: np.ndarray,
+               marks: Mapping[str, float], chosen: str) -> None:
+        """Grid ``levels`` (float values), range end ``hi``, the MSE curve and each observer's threshold."""
+        top, right = self.ax_h.get_ylim()[1], self.ax_h.get_xlim()[1]
+        self.levels.set_segments([[(v, 0.8), (v, top)] for v in levels])
         self.levels.set_alpha(min(0.8, 0.1 + 12 / len(levels)))
         self.clipped.set_x(hi)
-        self.clipped.set_width(max(view - hi, 0))
-        self.ax_h.set_xlim(0, view)
-        self.note.set_text(beyond)
+        self.clipped.set_width(max(right - hi, 0))
         self.curve.set_data(thresholds, mse)
-        lo_mse, hi_mse = np.nanmin(mse), np.nanmax(mse)
-        self.ax_mse.set_xlim(thresholds[0], thresholds[-1])
-        self.ax_mse.set_ylim(lo_mse / 2, hi_mse * 2)
-        self.others.set_segments([[(t, lo_mse / 2), (t, hi_mse * 2)] for t in marks.values()])
+        lo_y, hi_y = self.ax_mse.get_ylim()
+        self.others.set_segments([[(t, lo_y), (t, hi_y)] for t in marks.values()])
         self.chosen.set_xdata([marks[chosen]] * 2)
         for text, (name, t) in zip(self.names, marks.items()):
-            text.set_position((t, lo_mse / 1.8))
+            text.set_position((t, lo_y * 1.1))
             text.set_text(name)
-        for text in self.names[len(marks):]:
-            text.set_text("")
 
 
 def sorted_by(values: np.ndarray, key: Sequence[float]) -> np.ndarray:

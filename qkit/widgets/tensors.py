@@ -42,6 +42,13 @@ class GranularityPanel(Panel):
         self.group_sizes = [g for g in (8, 16, 32, 64, 128) if g < k and k % g == 0]
         self.order_key = self.weight.abs().amax(dim=1).numpy()  # channel ranges, to sort by
         self.plot = viz.GranularityPlot(self.weight.shape[0])
+        finest = ("group", self.group_sizes[0]) if self.group_sizes else ("channel", None)
+        channel_db = np.concatenate([_channel_sqnr(self.weight, self._fake(2, "tensor", None)),
+                                     _channel_sqnr(self.weight, self._fake(8, *finest))])
+        channel_db = channel_db[np.isfinite(channel_db)]
+        tensor_db = [v for b in range(2, 9) for _, v in self._options(b).values()]
+        costs = [c for c, _ in self._options(8).values()]
+        self.plot.set_limits((channel_db.min(), channel_db.max()), max(costs), (min(tensor_db), max(tensor_db)))
         controls = {
             "bits": slider(w.IntSlider, "B (bits)", bits, 2, 8, 1),
             "granularity": toggle("", [("per-tensor", "tensor"), ("per-channel", "channel"),
@@ -100,17 +107,19 @@ class CalibrationPanel(Panel):
         extra = capture(model, layer, X_outlier).reshape(-1) if X_outlier is not None else clean[:0]
         self.acts = {False: clean, True: torch.cat([clean, extra])}
         self.signed = bool(self.acts[True].min() < 0)
-        lo, hi = float(self.acts[True].min()), float(self.acts[True].max())
-        self.edges = np.linspace(min(lo, 0.0), hi, 301)
-        self.hists = {k: np.histogram(v.numpy(), self.edges)[0] for k, v in self.acts.items()}
         self.clean_max = float(clean.abs().max())
+        self.hists = {k: self._histogram(v) for k, v in self.acts.items()}
         self.float_acc = evaluate(model, *self.test)
-        self.plot = viz.CalibrationPlot(self.hists[False], self.edges)
+        self.plot = viz.CalibrationPlot()
         self._ranges: dict = {}
         for name in ("mse", "entropy"):  # the slow searches, done once now so sliders stay fast
             for outlier in (False, True):
                 for b in range(2, 9):
                     self._range(name, b, outlier, 99.99)
+        self.mse_range = {}
+        for outlier in (False, True):  # one fixed MSE axis per calibration set, for every bit-width
+            curves = [self._mse_curve(b, outlier)[1] for b in range(2, 9)]
+            self.mse_range[outlier] = (min(np.nanmin(c) for c in curves), max(np.nanmax(c) for c in curves))
         controls = {
             "observer": toggle("observer", ["minmax", "percentile", "mse", "entropy"], "minmax"),
             "percentile": slider(w.FloatSlider, "percentile", 99.99, 99.0, 100.0, 0.01,
@@ -122,6 +131,17 @@ class CalibrationPanel(Panel):
         if X_outlier is None:
             controls["outlier"].disabled = True
         super().__init__(controls, self.plot, rows=[["observer"], ["percentile", "bits", "outlier"]])
+
+    def _histogram(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Counts and edges: linear bins over the bulk, logarithmic ones out to far outliers."""
+        lo, top = min(float(x.min()), 0.0), float(x.max())
+        self.linear_up_to = 1.1 * self.clean_max
+        if top > 2 * self.linear_up_to:
+            edges = np.concatenate([np.linspace(lo, self.linear_up_to, 200),
+                                    np.geomspace(self.linear_up_to, top, 61)[1:]])
+        else:
+            edges = np.linspace(lo, top, 241)
+        return np.histogram(x.numpy(), edges)[0], edges
 
     def _range(self, name: str, bits: int, outlier: bool, percentile: float) -> tuple:
         """The observer's range ``(lo, hi)`` (cached: entropy's search takes ~0.1 s)."""
@@ -148,12 +168,9 @@ class CalibrationPanel(Panel):
         marks = {n: float(self._range(n, bits, outlier, percentile)[1])
                  for n in ("minmax", "percentile", "mse", "entropy")}
         e = error_split(x, qp)
-        self.plot.set_histogram(self.hists[outlier], self.edges)
-        view = min(max(float(hi), self.clean_max) * 1.15, float(x.max()) * 1.02)
-        n_beyond = int((x > view).sum())
-        beyond = f"{n_beyond} values beyond the view, up to {float(x.max()):.1f} →" if n_beyond else ""
-        self.plot.update(viz.grid_levels(qp), float(hi), view, beyond, *self._mse_curve(bits, outlier),
-                         marks, observer)
+        thresholds, mse = self._mse_curve(bits, outlier)
+        self.plot.set_data(outlier, *self.hists[outlier], self.linear_up_to, thresholds, self.mse_range[outlier])
+        self.plot.update(viz.grid_levels(qp), float(hi), thresholds, mse, marks, observer)
         with quantized_output(self.model, self.layer_name, qp):
             self.accuracy = evaluate(self.model, *self.test)
         return (f"<b>{observer}</b>: range [{fmt(float(lo))}, {fmt(float(hi))}], scale = "
