@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from exercise_robustness import (assert_catches_in_place_changes, assert_each_mistake_diagnosed,
+                                 assert_friendly_on_bad_code, assert_stops_slow_code)
+
 from exercises.ex03_kernels import q1, q2, q3
 
 pytestmark = pytest.mark.lesson03
@@ -60,26 +63,22 @@ def test_independent_correct_answers_pass(name, fn):
 
 @pytest.mark.parametrize("name", QUESTIONS)
 def test_every_known_mistake_gets_its_own_diagnostic(name):
-    q = QUESTIONS[name]
-    assert len(q.mistakes) == len(DIAGNOSTICS[name])
-    for mistake, phrase in zip(q.mistakes, DIAGNOSTICS[name]):
-        fb = q.grade(mistake.fn)
-        assert fb.ok is False and phrase in fb.message, (phrase, fb.message)
+    assert_each_mistake_diagnosed(QUESTIONS[name], DIAGNOSTICS[name])
 
 
 @pytest.mark.parametrize("name", QUESTIONS)
-def test_none_placeholder_and_raising_code_get_one_friendly_line(name):
-    q = QUESTIONS[name]
+def test_robustness(name, monkeypatch):
+    assert_friendly_on_bad_code(QUESTIONS[name], monkeypatch)
+    assert "you passed None" in QUESTIONS[name].grade(None).message
 
-    def placeholder(*args): ...
 
-    def broken(*args):
-        raise RuntimeError("boom")
+@pytest.mark.parametrize("name", QUESTIONS)
+def test_too_slow(name):
+    assert_stops_slow_code(QUESTIONS[name])
 
-    assert q.grade(None).ok is None and "you passed None" in q.grade(None).message
-    assert q.grade(placeholder).ok is None
-    fb = q.grade(broken)
-    assert fb.ok is False and "RuntimeError: boom" in fb.message and "\n" not in str(fb)
+
+def test_mutating_the_input():
+    assert_catches_in_place_changes(q2)
 
 
 def test_a_wrong_answer_without_a_known_mistake_names_the_case():

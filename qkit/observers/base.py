@@ -1,25 +1,10 @@
 """Calibration, part 1: the observer interface and the min-max observers.
 
-An observer turns tensors into ``[x_min, x_max]`` and hands it to
-:func:`qkit.choose_qparams`, so that ``x ≈ scale * (q - zero_point)``::
-
-    obs = MinMaxObserver()
-    for x in batches:
-        obs.update(x)
-    qp = obs.qparams(bits=8)
-
-Min-max never clips, so one outlier widens ``scale`` for everybody. The other
-observers clip at a threshold ``t`` on ``|x|`` (range ``[max(x_min, -t),
-min(x_max, t)]``, so one-sided data such as ReLU outputs keep ``x_min = 0``):
-
-* ``PercentileObserver`` — ``t`` = a percentile of ``|x|``;
-* ``MSEObserver`` — ``t`` minimising the quantization mean squared error;
-* ``EntropyObserver`` — ``t`` minimising KL divergence (TensorRT's calibration).
-
-Those three read a histogram of ``x`` accumulated over the stream (bounded
-memory). Its bins are symmetric around 0 and its radius doubles when a batch
-exceeds it, so old bins merge exactly into new ones (no re-spreading of counts).
-Scope: the histogram observers are per-tensor; min-max ones also per-channel.
+``x ≈ scale * (q - zero_point)``: an observer watches batches and returns the
+range ``[x_min, x_max]`` for :func:`qkit.choose_qparams` (overview in :mod:`qkit.observers`).
+Min-max never clips, so one outlier widens ``scale`` for everybody; the
+moving-average variant follows each batch's min and max with an exponential
+moving average. Both work per tensor or per channel (``axis``).
 """
 
 from __future__ import annotations

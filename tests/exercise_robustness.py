@@ -1,0 +1,62 @@
+"""Checks every exercise module must pass, shared by tests/test_ex*.py.
+
+Whatever the learner hands in — nothing, a placeholder, code that raises, forgets
+``return``, is not a function, loops forever or changes its input — ``grade``
+answers with one friendly line and never raises.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+
+
+def assert_friendly_on_bad_code(q, monkeypatch) -> None:
+    def placeholder(*args):
+        """Your code here."""
+        ...
+
+    def raises(*args):
+        raise KeyError("no such thing")
+
+    def forgets_return(*args):
+        q.solution_fn(*args)
+
+    monkeypatch.delattr(sys.modules["__main__"], q.fn_name, raising=False)
+    for fn in (None, placeholder):
+        fb = q.grade(fn)
+        assert fb.ok is None and "not attempted yet" in fb.message
+    fb = q.grade(raises)
+    assert fb.ok is False and "KeyError: 'no such thing'" in fb.message and "\n" not in str(fb)
+    assert "did you forget `return`" in q.grade(forgets_return).message
+    assert "expects your function" in q.grade(1.5).message
+
+
+def assert_stops_slow_code(q) -> None:
+    def slow(*args):
+        time.sleep(10)
+
+    t0 = time.perf_counter()
+    fb = dataclasses.replace(q, timeout=0.1).grade(slow)
+    assert fb.ok is False and "ran longer than" in fb.message
+    assert time.perf_counter() - t0 < 2.0
+
+
+def assert_catches_in_place_changes(q) -> None:
+    def in_place(first, *rest):
+        out = q.solution_fn(first.clone(), *rest)
+        first.zero_()
+        return out
+
+    assert "changed its input" in q.grade(in_place).message
+
+
+def assert_each_mistake_diagnosed(q, pieces, repeat: int = 5) -> None:
+    """Every declared mistake gets exactly its own message, whatever random cases come up."""
+    assert len(q.mistakes) == len(pieces)
+    for mistake, piece in zip(q.mistakes, pieces):
+        assert piece in mistake.message
+        for _ in range(repeat):
+            fb = q.grade(mistake.fn)
+            assert fb.ok is False and fb.message == mistake.message, (mistake.message, fb)
