@@ -21,9 +21,10 @@ class AccumulatorPlot:
         self.ks = np.unique(np.logspace(0, np.log10(k_max), 200).astype(np.int64))
         self.worst = ax.loglog([], [], color=CLIPPED, label="worst case  K·max|x|·max|w|")[0]
         self.typical = ax.loglog([], [], color=INSIDE, label="random data (≈ 3σ·√K)")[0]
-        for bits, style in ((16, ":"), (32, "--")):
+        # each limit's label where the curves are far from it: int16 at the right, int32 at the left
+        for bits, style, x, ha in ((16, ":", k_max * 0.8, "right"), (32, "--", 1.3, "left")):
             ax.axhline(2 ** (bits - 1) - 1, color="black", ls=style, lw=1)
-            ax.text(1.2, 2 ** (bits - 1) * 1.5, f"int{bits} limit", fontsize=8)
+            ax.text(x, 2 ** (bits - 1) * 1.6, f"int{bits} limit", fontsize=8, ha=ha)
         self.marker = ax.axvline(1, color="#555555", lw=1)
         ax.set_xlim(1, k_max)
         ax.set_ylim(1, 2e13)
@@ -36,12 +37,11 @@ class AccumulatorPlot:
         ax.yaxis.set_minor_locator(NullLocator())
         ax.grid(alpha=0.3, which="major")
         ax = self.ax_sum
-        self.exact = ax.plot([], [], color="black", lw=1.2, label="exact (int64)")[0]
-        self.wrapped = ax.plot([], [], color=CLIPPED, lw=1.0, label="in the accumulator")[0]
+        self.exact = ax.plot([], [], color="black", lw=1.2, ms=4)[0]
+        self.wrapped = ax.plot([], [], color=CLIPPED, lw=1.0, ms=4)[0]
         self.limits = [ax.axhline(0, color="black", ls="--", lw=0.8) for _ in range(2)]
         ax.set_xlabel("k (products added so far)")
-        ax.set_ylabel("running sum")
-        ax.legend(fontsize=8, loc="lower left")
+        ax.set_ylabel("running sum: exact (black), register (red)")
         ax.xaxis.set_major_formatter(EngFormatter(sep=""))
         ax.yaxis.set_major_formatter(EngFormatter(sep=""))
         ax.grid(alpha=0.3)
@@ -63,12 +63,15 @@ class AccumulatorPlot:
         idx = np.arange(0, len(exact), step)
         self.exact.set_data(idx + 1, exact[idx])
         self.wrapped.set_data(idx + 1, wrapped[idx])
+        for line in (self.exact, self.wrapped):  # a handful of points: show them as dots
+            line.set_marker("o" if len(exact) <= 32 else "")
         limit = 2 ** (acc_bits - 1)
         for line, y in zip(self.limits, (limit - 1, -limit)):
             line.set_ydata([y, y])
-        lo = min(exact.min(), -limit * 1.1 if abs(exact).max() > limit / 4 else exact.min())
-        hi = max(exact.max(), limit * 1.1 if abs(exact).max() > limit / 4 else exact.max())
-        pad = 0.05 * (hi - lo or 1)
-        self.ax_sum.set_xlim(1, max(len(exact), 2))
+        near = abs(exact).max() > limit / 4  # show the register's limits when the sum gets close
+        lo = min(exact.min(), 0, -limit * 1.1 if near else 0)
+        hi = max(exact.max(), 0, limit * 1.1 if near else 0)
+        pad = 0.05 * (hi - lo) if hi > lo else 1.0
+        self.ax_sum.set_xlim(0.5, len(exact) + 0.5)
         self.ax_sum.set_ylim(lo - pad, hi + pad)
         self.ax_sum.set_title(f"one dot product: K = {k:,}, int{acc_bits} accumulator", fontsize=10)

@@ -11,7 +11,8 @@ from qkit.viz.base import CLIPPED, GRID, INSIDE, Blitter, new_figure
 
 
 class GranularityPlot:
-    """Left: SQNR of every output channel (sorted by range). Right: SQNR vs bits spent on scales."""
+    """Left: SQNR of every output channel (sorted by range). Right: one bar per granularity,
+    its SQNR, labelled with the extra bits per weight its scales cost."""
 
     def __init__(self, n_channels: int) -> None:
         self.fig = new_figure(9.0, 3.5, layout=None)
@@ -19,31 +20,31 @@ class GranularityPlot:
         self.ax_ch, self.ax_cost = self.fig.subplots(1, 2, width_ratios=[1.4, 1.0])
         ax = self.ax_ch
         x = np.arange(n_channels)
-        self.base = ax.plot(x, np.zeros(n_channels), color=GRID, lw=1, label="per-tensor")[0]
-        self.current = ax.plot(x, np.zeros(n_channels), color=INSIDE, lw=1.4, label="chosen")[0]
+        self.base = ax.plot(x, np.zeros(n_channels), color=GRID, lw=1)[0]
+        self.current = ax.plot(x, np.zeros(n_channels), color=INSIDE, lw=1.4)[0]
         ax.set_xlim(0, n_channels - 1)
         ax.set_xlabel("output channel (sorted: narrowest range left)")
         ax.set_ylabel("SQNR of the channel (dB)")
-        ax.set_title("error channel by channel", fontsize=10)
-        ax.legend(fontsize=8, loc="lower right")
+        ax.set_title("error per channel: per-tensor (grey), your choice (blue)", fontsize=10)
         ax.grid(alpha=0.3)
-        ax = self.ax_cost
-        self.points = ax.plot([], [], "o", color=GRID, ms=5)[0]
-        self.labels = [ax.text(0, 0, "", fontsize=7, ha="left", va="bottom") for _ in range(8)]
-        self.mark = ax.plot([], [], "o", ms=11, mfc="none", mec="black", mew=1.6)[0]
-        ax.set_xscale("symlog", linthresh=0.01)
-        ax.set_xlabel("extra bits per weight for scales")
-        ax.set_ylabel("SQNR of the whole tensor (dB)")
-        ax.set_title("what finer grids cost", fontsize=10)
-        ax.grid(alpha=0.3)
-        self.blitter = Blitter(self.fig, [self.base, self.current, self.points, self.mark, *self.labels])
+        self.ax_cost.set_title("SQNR of the tensor, and the scales' cost", fontsize=10)
+        self.ax_cost.set_ylabel("SQNR of the whole tensor (dB)")
+        self.ax_cost.grid(alpha=0.3, axis="y")
+        self.bars, self.costs, self.names = [], [], []
 
-    def set_limits(self, channel_db: tuple[float, float], cost_bits: float, tensor_db: tuple[float, float]) -> None:
-        """Fix the axes once for every setting (so only the data moves): SQNR and cost ranges."""
+    def set_limits(self, channel_db: tuple[float, float], names: list[str], costs: list[float],
+                   tensor_db: tuple[float, float]) -> None:
+        """Fix the axes once for every setting (so only the data moves): one bar per option."""
         self.ax_ch.set_ylim(channel_db[0] - 2, channel_db[1] + 2)
-        self.ax_cost.set_xlim(-0.002, cost_bits * 3)
-        self.ax_cost.set_ylim(tensor_db[0] - 2, tensor_db[1] + 3)
-        self.blitter.forget()  # redraw the background with the new limits
+        ax = self.ax_cost
+        ax.set_xticks(range(len(names)), names, fontsize=8, rotation=20)
+        ax.set_xlim(-0.6, len(names) - 0.4)
+        ax.set_ylim(min(0.0, tensor_db[0] - 2), tensor_db[1] + 6)
+        self.bars = list(ax.bar(range(len(names)), np.zeros(len(names)), color=GRID, width=0.7))
+        self.costs = [ax.text(i, 0, f"+{c:.3g} b/w", ha="center", va="bottom", fontsize=7)
+                      for i, c in enumerate(costs)]
+        self.names = list(names)
+        self.blitter = Blitter(self.fig, [self.base, self.current, *self.bars, *self.costs])
 
     def render(self) -> bytes:
         """PNG of the current state."""
@@ -54,12 +55,11 @@ class GranularityPlot:
         """Per-channel SQNRs (already sorted) and, per option name, (overhead bits, SQNR)."""
         self.base.set_ydata(per_tensor)
         self.current.set_ydata(current)
-        xs, ys = zip(*options.values())
-        self.points.set_data(xs, ys)
-        for text, (name, (ox, oy)) in zip(self.labels, options.items()):
-            text.set_position((ox, oy))
-            text.set_text(" " + name)
-        self.mark.set_data([options[chosen][0]], [options[chosen][1]])
+        for bar, text, name in zip(self.bars, self.costs, self.names):
+            sqnr = options[name][1]
+            bar.set_height(sqnr)
+            bar.set_color(INSIDE if name == chosen else GRID)
+            text.set_y(sqnr + 0.3)
 
 
 class CalibrationPlot:
@@ -116,7 +116,7 @@ class CalibrationPlot:
             self.ax_h.set_xscale("linear")
             self.ax_h.set_xlabel("activation value")
         self.ax_h.set_xlim(min(edges[0], 0.0), edges[-1] * 1.05)
-        self.ax_mse.set_xlim(thresholds[0], thresholds[-1])
+        self.ax_mse.set_xlim(thresholds[0], thresholds[-1] * 1.04)  # min-max's mark off the border
         self.ax_mse.set_ylim(mse_range[0] / 2, mse_range[1] * 2)
 
     def render(self) -> bytes:
@@ -135,8 +135,9 @@ class CalibrationPlot:
         lo_y, hi_y = self.ax_mse.get_ylim()
         self.others.set_segments([[(t, lo_y), (t, hi_y)] for t in marks.values()])
         self.chosen.set_xdata([marks[chosen]] * 2)
-        for text, (name, t) in zip(self.names, marks.items()):
-            text.set_position((t, lo_y * 1.1))
+        heights = np.geomspace(lo_y * 1.1, hi_y / 8, 4)  # stagger the names so they never overlap
+        for i, (text, (name, t)) in enumerate(zip(self.names, marks.items())):
+            text.set_position((t, heights[i % 4]))
             text.set_text(name)
 
 

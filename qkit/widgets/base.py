@@ -71,9 +71,12 @@ def slider(kind, description: str, value, lo, hi, step, **kw):
 
 
 def toggle(description: str, options, value):
+    """Toggle buttons wide enough for their longest label (about 8 px a character)."""
+    labels = [str(o[0] if isinstance(o, tuple) else o) for o in options]
+    width = max(64, 8 * max(len(label) for label in labels) + 20)
     return w.ToggleButtons(
         options=options, value=value, description=description,
-        style={"description_width": "initial", "button_width": "84px"},
+        style={"description_width": "initial", "button_width": f"{width}px"},
     )
 
 

@@ -58,9 +58,14 @@ class AccumulatorPanel(Panel):
         self.overflowed = bool((exact != wrapped).any())
         verdict = ("<span style='color:#1a7f37'>always fits</span>" if fits else
                    "<span style='color:#b00'>can overflow</span>")
-        trial = (f"this sum: exact {want:,}, the int{acc_bits} register holds {got:,}"
-                 + (f" — <b style='color:#b00'>wrapped around, off by {want - got:,}</b>"
-                    if self.overflowed else " — no overflow"))
+        if not self.overflowed:
+            outcome = " — no overflow"
+        elif got == want:
+            outcome = (" — <b style='color:#b00'>wrapped around on the way</b> and back again: the final "
+                       "value happens to be right, but partial sums on the way were not")
+        else:
+            outcome = f" — <b style='color:#b00'>wrapped around, off by {want - got:,}</b>"
+        trial = f"this sum: exact {want:,}, the int{acc_bits} register holds {got:,}{outcome}"
         return (f"worst case |acc| at K = {k:,}: {bound:,} vs int{acc_bits} max {limit:,} → {verdict}"
                 f" (safe up to K = {safe:,}) &nbsp;·&nbsp; random data: mean {mean:.1f}, "
                 f"std {sigma:,.0f} per product<br>{trial}")

@@ -47,8 +47,9 @@ class GranularityPanel(Panel):
                                      _channel_sqnr(self.weight, self._fake(8, *finest))])
         channel_db = channel_db[np.isfinite(channel_db)]
         tensor_db = [v for b in range(2, 9) for _, v in self._options(b).values()]
-        costs = [c for c, _ in self._options(8).values()]
-        self.plot.set_limits((channel_db.min(), channel_db.max()), max(costs), (min(tensor_db), max(tensor_db)))
+        names, costs = list(self._options(8)), [c for c, _ in self._options(8).values()]
+        self.plot.set_limits((channel_db.min(), channel_db.max()), names, costs,
+                             (min(tensor_db), max(tensor_db)))
         controls = {
             "bits": slider(w.IntSlider, "B (bits)", bits, 2, 8, 1),
             "granularity": toggle("", [("per-tensor", "tensor"), ("per-channel", "channel"),
@@ -74,6 +75,7 @@ class GranularityPanel(Panel):
         return out
 
     def update(self, bits, granularity, group_size) -> str:
+        self.controls["group_size"].disabled = granularity != "group"
         g = group_size if granularity == "group" else None
         w_hat = self._fake(bits, granularity, g)
         base = sorted_by(_channel_sqnr(self.weight, self._fake(bits, "tensor", None)), self.order_key)
@@ -82,8 +84,9 @@ class GranularityPanel(Panel):
         chosen = {"tensor": "per-tensor", "channel": "per-channel"}.get(granularity, f"g={group_size}")
         self.plot.update(base, mine, options, chosen)
         cost, self.sqnr = options[chosen]
-        text = (f"<b>{chosen}</b> at {bits} bits: SQNR {self.sqnr:.1f} dB (per-tensor "
-                f"{options['per-tensor'][1]:.1f} dB); worst channel {mine.min():.1f} dB &nbsp;·&nbsp; "
+        versus = "" if chosen == "per-tensor" else f" (per-tensor {options['per-tensor'][1]:.1f} dB)"
+        text = (f"<b>{chosen}</b> at {bits} bits: SQNR {self.sqnr:.1f} dB{versus}; worst channel "
+                f"{mine.min():.1f} dB &nbsp;·&nbsp; "
                 f"scales cost {cost:.3f} extra bits per weight (float16 scales) → "
                 f"{bits + cost:.3f} bits per weight")
         if self.data:
