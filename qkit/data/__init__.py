@@ -40,3 +40,8 @@ def digits(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
     X = torch.from_numpy(a["images"][keep].astype(np.float32) / 16.0).unsqueeze(1)  # (n, 1, 8, 8)
     y = torch.from_numpy(a["labels"][keep].astype(np.int64))  # (n,)
     return X, y
+
+
+from .download import fashion_mnist, mnist  # noqa: E402  (online-only downloaders)
+
+__all__ = ["SPLITS", "digits", "fashion_mnist", "mnist"]
