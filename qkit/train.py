@@ -6,6 +6,9 @@ are drawn from a seeded generator); ``evaluate`` never touches gradients.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -30,6 +33,8 @@ def fit(
     weight_decay: float = 0.0,
     seed: int = 0,
     progress: bool = True,
+    schedule: str = "constant",
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
 ) -> list[float]:
     """Train ``model`` on ``(X, y)`` with Adam and cross-entropy.
 
@@ -43,6 +48,11 @@ def fit(
         weight_decay: Adam's L2 penalty.
         seed: seeds the batch order, so a rerun gives the same model.
         progress: show a progress bar (tqdm; a widget bar in Jupyter).
+        schedule: ``"constant"`` learning rate, or ``"cosine"``: decayed every
+            step as ``lr * (1 + cos(pi * step / steps)) / 2``, down to 0.
+        augment: optional ``augment(X_batch, generator) -> X_batch`` applied to
+            each training batch; it draws from fit's seeded generator (see
+            :func:`shift_pixels`), so augmented runs stay deterministic.
 
     Returns:
         The mean training loss of each epoch.
@@ -50,8 +60,14 @@ def fit(
     _check_xy(X, y)
     check_int("epochs", epochs, low=1)
     check_int("batch_size", batch_size, low=1)
+    if schedule not in ("constant", "cosine"):
+        raise ValueError(f"schedule must be 'constant' or 'cosine'; got {schedule!r}")
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    steps = epochs * math.ceil(len(X) / batch_size)
+    sched = None
+    if schedule == "cosine":
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 0.5 * (1 + math.cos(math.pi * t / steps)))
     losses = []
     bar = _progress(range(epochs), progress)
     model.train()
@@ -60,16 +76,44 @@ def fit(
         total = 0.0
         for i in range(0, len(X), batch_size):
             idx = order[i : i + batch_size]
-            loss = nn.functional.cross_entropy(model(X[idx]), y[idx])
+            xb = X[idx] if augment is None else augment(X[idx], gen)
+            loss = nn.functional.cross_entropy(model(xb), y[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
+            if sched is not None:
+                sched.step()
             total += loss.item() * len(idx)
         losses.append(total / len(X))
         if hasattr(bar, "set_postfix"):
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
     model.eval()
     return losses
+
+
+def shift_pixels(X: torch.Tensor, generator: torch.Generator | None = None, max_shift: int = 1) -> torch.Tensor:
+    """Shift each image by a random whole number of pixels in [-max_shift, max_shift] per axis.
+
+    Pixels shifted in from outside the image are 0 (the digits' background).
+    Pass it as ``fit(..., augment=shift_pixels)``.
+
+    Example:
+        >>> X = torch.arange(9.0).reshape(1, 1, 3, 3)
+        >>> shift_pixels(X, torch.Generator().manual_seed(0))[0, 0]
+        tensor([[0., 3., 4.],
+                [0., 6., 7.],
+                [0., 0., 0.]])
+    """
+    check_int("max_shift", max_shift, low=0)
+    m, (h, w) = max_shift, X.shape[-2:]
+    padded = nn.functional.pad(X, (m, m, m, m))  # (N, C, H + 2m, W + 2m)
+    dy, dx = torch.randint(0, 2 * m + 1, (2, len(X)), generator=generator)  # (N,) each; m = no shift
+    out = torch.empty_like(X)
+    for oy in range(2 * m + 1):
+        for ox in range(2 * m + 1):
+            sel = (dy == oy) & (dx == ox)
+            out[sel] = padded[sel, ..., oy : oy + h, ox : ox + w]
+    return out
 
 
 @torch.no_grad()

@@ -76,7 +76,7 @@ def test_zoo_names_and_pretrained_mlp_accuracy():
     assert train.evaluate(models.load("mlp", pretrained=False), Xt, yt) < 0.5
 
 
-@pytest.mark.parametrize("name", ["resnet", "MLP", ""])
+@pytest.mark.parametrize("name", ["resnet18", "MLP", ""])
 def test_unknown_model(name):
     with pytest.raises(ValueError, match="unknown model"):
         models.load(name)
