@@ -61,7 +61,9 @@ class _HistogramObserver(Observer):
 
     def _clip(self, t: float) -> tuple[torch.Tensor, torch.Tensor]:
         f32 = torch.float32
-        return torch.tensor(max(self.x_min, -t), dtype=f32), torch.tensor(min(self.x_max, t), dtype=f32)
+        hi = min(self.x_max, t)
+        lo = min(max(self.x_min, -t), hi)  # data entirely above t (say x >= 1, t = 0.5): [t, t]
+        return torch.tensor(lo, dtype=f32), torch.tensor(hi, dtype=f32)
 
 
 class PercentileObserver(_HistogramObserver):
@@ -133,8 +135,10 @@ class MSEObserver(_HistogramObserver):
         return self._mse(np.asarray(thresholds, dtype=np.float64), bits, scheme, signed, narrow)[2]
 
     def _mse(self, t, bits, scheme, signed, narrow):
-        lo = torch.tensor(np.maximum(self.x_min, -t), dtype=torch.float32)  # (T,)
-        hi = torch.tensor(np.minimum(self.x_max, t), dtype=torch.float32)  # (T,)
+        hi_np = np.minimum(self.x_max, t)
+        lo_np = np.minimum(np.maximum(self.x_min, -t), hi_np)  # as _clip: never above hi
+        lo = torch.tensor(lo_np, dtype=torch.float32)  # (T,)
+        hi = torch.tensor(hi_np, dtype=torch.float32)  # (T,)
         qp = choose_qparams(lo, hi, bits, scheme=scheme, signed=signed, narrow=narrow, axis=0)
         low, high = (e.double().numpy()[:, None] for e in qp.float_range)  # (T, 1) grid ends
         s = qp.scale.double().numpy()[:, None]  # (T, 1)
@@ -181,7 +185,10 @@ class EntropyObserver(_HistogramObserver):
     ``levels`` is ``2**(bits-1)`` (128 for int8: one half of a signed grid), or
     ``2**bits`` when the grid spends every level on ``[0, t]`` (an unsigned
     scale grid, or an affine grid on data ``x >= 0``).
-    If ``levels`` exceeds the bins in use, nothing is clipped.
+    If ``levels`` exceeds the bins in use, nothing is clipped. The first bin is
+    left out of P and Q: it holds the exact zeros of ReLU outputs, which every
+    grid represents exactly (0.0 is always a level), and their spike would
+    otherwise dominate the divergence and drag the threshold far too low.
 
     Example:
         >>> x = torch.cat([torch.linspace(-1, 1, 10001), torch.tensor([-40.0, 40.0])])
@@ -193,7 +200,10 @@ class EntropyObserver(_HistogramObserver):
     def _range(self, bits, scheme, signed, narrow):
         full = (scheme == "scale" and not signed) or (scheme == "affine" and self.x_min >= 0)
         levels = 2**bits if full else 2 ** (bits - 1)  # grid levels on [0, t]
-        counts = self.abs_counts()
+        counts = self.abs_counts().astype(np.float64)
+        counts[0] = 0.0  # zeros are exact on every grid: they carry no information about t
+        if not counts.any():
+            return self._clip(max(-self.x_min, self.x_max))
         used = int(np.nonzero(counts)[0][-1]) + 1
         best_i, best_kl = used, math.inf
         for i in range(levels, used + 1):

@@ -9,9 +9,10 @@ pyplot), so they never pop up on their own and never leak between cells.
 from qkit.viz.base import (CLIPPED, GRID, INSIDE, ZERO, fake_quantize_np, grid_levels, new_figure,
                            png_bytes)
 from qkit.viz.accumulator import AccumulatorPlot
+from qkit.viz.curves import CurvesPlot
 from qkit.viz.number_line import NumberLinePlot
 from qkit.viz.tensors import CalibrationPlot, GranularityPlot
 from qkit.viz.weight_grid import WeightGridPlot
 
-__all__ = ["AccumulatorPlot", "CLIPPED", "CalibrationPlot", "GranularityPlot", "GRID", "INSIDE", "ZERO", "NumberLinePlot", "WeightGridPlot", "fake_quantize_np",
+__all__ = ["AccumulatorPlot", "CLIPPED", "CurvesPlot", "CalibrationPlot", "GranularityPlot", "GRID", "INSIDE", "ZERO", "NumberLinePlot", "WeightGridPlot", "fake_quantize_np",
            "grid_levels", "new_figure", "png_bytes"]

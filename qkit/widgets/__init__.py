@@ -11,6 +11,7 @@ In a test, drive a panel exactly as a learner does: ``panel.controls["bits"].val
 from qkit.widgets.base import Panel
 from qkit.widgets.kernels import AccumulatorPanel
 from qkit.widgets.maps import NumberLinePanel, WeightBitsPanel
+from qkit.widgets.ptq import BitsCliffPanel, CalibrationSizePanel
 from qkit.widgets.tensors import CalibrationPanel, GranularityPanel
 
-__all__ = ["AccumulatorPanel", "CalibrationPanel", "GranularityPanel", "NumberLinePanel", "Panel", "WeightBitsPanel"]
+__all__ = ["AccumulatorPanel", "BitsCliffPanel", "CalibrationPanel", "CalibrationSizePanel", "GranularityPanel", "NumberLinePanel", "Panel", "WeightBitsPanel"]

@@ -1,0 +1,152 @@
+"""Integer-only graph operations besides conv/linear: ReLU, add, concatenation, global average pool.
+
+Every int8 tensor lives on its own grid ``x ≈ scale * (q - zero_point)``.
+Moving a value from grid ``a`` to grid ``y`` is ``q_y = z_y + (s_a / s_y)(q_a - z_a)``;
+the real factor ``s_a / s_y`` is a fixed-point ``(multiplier, shift)``
+(:func:`qkit.fixedpoint.quantize_multiplier`) applied with
+:func:`qkit.fixedpoint.multiply_by_quantized_multiplier`, so no float runs at
+inference time. The multipliers are derived from the grids on each call (a few
+scalar operations), so the modules stay right if the grids are reloaded.
+
+* ReLU is a clamp at the level of 0.0 (``z``); ReLU6 also clamps at the level of 6.0.
+* Add is TFLite's integer add: both inputs are shifted left by 20 bits, scaled
+  onto a common grid (``2 max(s_a, s_b)``), summed, and requantized onto ``y``.
+* Concatenation requantizes each input onto the output grid (unchanged if it is
+  already on it), then concatenates int8 tensors.
+* Global average pooling sums ``q - z_x`` over the H×W window in int32 and
+  requantizes with ``M = s_x / (H·W·s_y)``: the mean, rounded once.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from qkit.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
+from qkit.qparams import QParams
+from qkit.quant import quantize
+
+ADD_LEFT_SHIFT = 20  # TFLite's headroom for the integer add: |q - z| <= 255 << 20 < 2**31
+
+
+def multiply(x: torch.Tensor, multiplier: int, shift: int) -> torch.Tensor:
+    """``multiply_by_quantized_multiplier(x, multiplier, shift)`` in one int64 pass (same bits), int64 out.
+
+    For ``shift <= 0`` the two roundings of TFLite's reference merge into one
+    add and one shift (derived in :mod:`qkit.kernels.fast`); ``x`` must hold
+    int32 values. ``shift > 0`` takes the reference path.
+
+    Example:
+        >>> x = torch.arange(-1000, 1000, 7)
+        >>> m, s = quantize_multiplier(0.3)
+        >>> torch.equal(multiply(x, m, s), multiply_by_quantized_multiplier(x, m, s).long())
+        True
+    """
+    if shift > 0:
+        return multiply_by_quantized_multiplier(x, multiplier, shift).long()
+    rs = -shift
+    round_up = (1 << 30) + ((1 << (rs - 1)) << 31 if rs > 0 else 0)
+    round_down = round_up - (1 << 31 if rs > 0 else 0)
+    a = x.long() * multiplier  # int64, |a| < 2**62
+    return (a + torch.where(a >= -(1 << 30), round_up, round_down)) >> (31 + rs)
+
+
+def clamp_grid(qp: QParams, activation: str | None) -> QParams:
+    """The output grid with ReLU (``qmin = z``) or ReLU6 (also ``qmax = level of 6.0``) folded in.
+
+    Example:
+        >>> from qkit import choose_qparams
+        >>> qp = clamp_grid(choose_qparams(-2.0, 8.0), "relu6")   # scale 10/255, z = -77
+        >>> qp.qmin, qp.qmax, int(qp.zero_point)
+        (-77, 76, -77)
+    """
+    if activation is None:
+        return qp
+    low = max(qp.qmin, int(qp.zero_point))  # ReLU: nothing below the level of 0.0
+    high = qp.qmax
+    if activation == "relu6":
+        high = min(high, int(quantize(torch.tensor(6.0), qp)))  # the level nearest 6.0
+    return qp._replace(qmin=low, qmax=high)
+
+
+def rescale(q: torch.Tensor, x_qp: QParams, y_qp: QParams) -> torch.Tensor:
+    """int8 ``q`` on ``x_qp`` -> int8 on ``y_qp``: ``clamp(z_y + round((s_x/s_y)(q - z_x)))``, fixed point."""
+    multiplier, shift = quantize_multiplier(float(x_qp.scale) / float(y_qp.scale))
+    r = multiply(q.to(torch.int32) - int(x_qp.zero_point), multiplier, shift)  # int64
+    return torch.clamp(r + int(y_qp.zero_point), y_qp.qmin, y_qp.qmax).to(torch.int8)
+
+
+class QuantReLU(nn.Module):
+    """ReLU (or ReLU6) on an int8 tensor: a clamp on its own grid; the grid does not change."""
+
+    def __init__(self, qp: QParams, activation: str = "relu") -> None:
+        super().__init__()
+        self.qp, self.activation = qp, activation
+
+    def forward(self, q: torch.Tensor) -> torch.Tensor:
+        qp = clamp_grid(self.qp, self.activation)
+        return torch.clamp(q, qp.qmin, qp.qmax)  # int8, same grid
+
+
+class QuantAdd(nn.Module):
+    """``a + b`` for int8 tensors on grids ``a_qp``, ``b_qp`` -> int8 on ``y_qp`` (TFLite's integer add).
+
+    Example:
+        >>> from qkit import choose_qparams, dequantize
+        >>> a_qp, b_qp, y_qp = choose_qparams(-1.0, 1.0), choose_qparams(0.0, 4.0), choose_qparams(-1.0, 5.0)
+        >>> a, b = torch.tensor([0.5, -1.0]), torch.tensor([3.0, 0.25])
+        >>> q = QuantAdd(a_qp, b_qp, y_qp)(quantize(a, a_qp), quantize(b, b_qp))
+        >>> dequantize(q, y_qp)                                  # float: [3.5, -0.75]
+        tensor([ 3.5059, -0.7529])
+    """
+
+    def __init__(self, a_qp: QParams, b_qp: QParams, y_qp: QParams, activation: str | None = None) -> None:
+        super().__init__()
+        self.a_qp, self.b_qp, self.y_qp, self.activation = a_qp, b_qp, y_qp, activation
+
+    def forward(self, q_a: torch.Tensor, q_b: torch.Tensor) -> torch.Tensor:
+        s_a, s_b, s_y = float(self.a_qp.scale), float(self.b_qp.scale), float(self.y_qp.scale)
+        twice_max = 2 * max(s_a, s_b)  # common grid of the two inputs, with one bit of headroom
+        acc = 0
+        for q, qp, s in ((q_a, self.a_qp, s_a), (q_b, self.b_qp, s_b)):
+            shifted = (q.to(torch.int32) - int(qp.zero_point)) * (1 << ADD_LEFT_SHIFT)  # int32, |.| < 2**28
+            acc = acc + multiply(shifted, *quantize_multiplier(s / twice_max))  # int64, |.| < 2**28
+        m, shift = quantize_multiplier(twice_max / ((1 << ADD_LEFT_SHIFT) * s_y))
+        y = multiply(acc, m, shift) + int(self.y_qp.zero_point)  # int64
+        qp = clamp_grid(self.y_qp, self.activation)
+        return torch.clamp(y, qp.qmin, qp.qmax).to(torch.int8)
+
+
+class QuantCat(nn.Module):
+    """``torch.cat`` of int8 tensors: each one rescaled onto the output grid ``y_qp`` first."""
+
+    def __init__(self, x_qps: list[QParams], y_qp: QParams, dim: int = 0) -> None:
+        super().__init__()
+        self.x_qps, self.y_qp, self.dim = list(x_qps), y_qp, dim
+
+    def forward(self, *qs: torch.Tensor) -> torch.Tensor:
+        same = [float(qp.scale) == float(self.y_qp.scale) and int(qp.zero_point) == int(self.y_qp.zero_point)
+                for qp in self.x_qps]
+        parts = [q if ok else rescale(q, qp, self.y_qp) for q, qp, ok in zip(qs, self.x_qps, same)]
+        return torch.cat(parts, dim=self.dim)  # int8 on y_qp
+
+    def extra_repr(self) -> str:
+        return f"inputs={len(self.x_qps)}, dim={self.dim}"
+
+
+class QuantGlobalAvgPool(nn.Module):
+    """Mean over H and W of an int8 ``(N, C, H, W)``: int32 sum of ``q - z_x``, times ``s_x/(H·W·s_y)``."""
+
+    def __init__(self, x_qp: QParams, y_qp: QParams, keepdim: bool = True) -> None:
+        super().__init__()
+        self.x_qp, self.y_qp, self.keepdim = x_qp, y_qp, keepdim
+
+    def forward(self, q: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = q.shape
+        acc = (q.to(torch.int32) - int(self.x_qp.zero_point)).sum(dim=(2, 3), keepdim=self.keepdim)  # int32
+        m, shift = quantize_multiplier(float(self.x_qp.scale) / (h * w * float(self.y_qp.scale)))
+        y = multiply(acc, m, shift) + int(self.y_qp.zero_point)  # int64
+        return torch.clamp(y, self.y_qp.qmin, self.y_qp.qmax).to(torch.int8)
+
+    def extra_repr(self) -> str:
+        return f"keepdim={self.keepdim}"
