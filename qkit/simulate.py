@@ -1,7 +1,8 @@
 """Simulated quantization of a whole model at any bit-width (float arithmetic, quantized values).
 
 ``x ≈ scale * (q - zero_point)`` applied with ``fake_quantize`` to every weight
-of every ``Conv2d``/``Linear`` (per output channel, scale scheme) and, when a
+of every ``Conv2d``/``Linear`` (per output channel, scale scheme) — after
+BatchNorm is folded into the convolutions, as a real conversion does — and, when a
 calibration batch is given, to the output of every activation module
 (ReLU, ReLU6) on a grid calibrated by an observer. This is what the integer
 kernels would compute, up to rounding, at bit-widths they do not implement:
@@ -51,7 +52,12 @@ def simulate(model: nn.Module, bits: int, calibration: torch.Tensor | None = Non
     act_bits = bits if act_bits is None else check_int("act_bits", act_bits, low=2, high=16)
     if observer not in OBSERVERS:
         raise ValueError(f"unknown observer {observer!r}; choose one of {sorted(OBSERVERS)}")
-    sim = copy.deepcopy(model).eval()
+    try:  # fold BatchNorm first, as qkit.ptq.convert does: folding changes the weights' ranges
+        from qkit.ptq.fold import fold_batchnorm
+
+        sim = fold_batchnorm(model)
+    except ValueError:  # not traceable: simulate the unfolded copy
+        sim = copy.deepcopy(model).eval()
     for module in sim.modules():
         if isinstance(module, (nn.Conv2d, nn.Linear)):
             w = module.weight
