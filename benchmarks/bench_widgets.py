@@ -65,6 +65,9 @@ def main() -> None:
         "CalibrationPanel": widgets.CalibrationPanel(mlp, "relu", X_train[:256], X, y,
                                                      X_outlier=X_train[:1] * 20),
         "AccumulatorPanel": widgets.AccumulatorPanel(),
+        "CalibSizePanel": widgets.CalibrationSizePanel(models.load("mobilenet_v1"), X_train, X, y),
+        "BitsCliffPanel": widgets.BitsCliffPanel({n: models.load(n) for n in models.names()},
+                                                 X_train[:256], X, y),
     }
     print(f"{'panel':<17} {'control':<11} {'moves':>5} {'median ms':>10} {'p95 ms':>8}  budget")
     worst = []
