@@ -23,6 +23,9 @@ class CurvesPlot:
             self.lines[name] = ax.plot(x, y, "o-", ms=3.5, lw=1.2, label=name)[0]
         if logx:
             ax.set_xscale("log", base=2)
+            xs = sorted({float(v) for x, _ in self.curves.values() for v in x})
+            ax.set_xticks(xs, [f"{v:g}" for v in xs])  # the slider's values, written plainly
+            ax.minorticks_off()
         if ylim:
             ax.set_ylim(*ylim)
         ax.set_xlabel(xlabel)
@@ -32,7 +35,7 @@ class CurvesPlot:
         ax.grid(alpha=0.3, which="both")
         self.marker = ax.axvline(np.nan, color="black", lw=1, ls="--")
         self.dots = ax.plot([], [], "o", ms=9, mfc="none", mec="black", mew=1.5)[0]
-        self.chosen = ax.plot([], [], "-", lw=3, color="black", alpha=0.25)[0]
+        self.chosen = ax.plot([], [], "-", lw=5, color="black", alpha=0.3)[0]
         self.blitter = Blitter(self.fig, [self.marker, self.dots, self.chosen])
 
     def render(self) -> bytes:
