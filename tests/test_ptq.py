@@ -21,7 +21,7 @@ from qkit.train import evaluate
 pytestmark = pytest.mark.lesson04
 
 INTEGER_MODULES = (QuantConv2d, QuantLinear, QuantAdd, QuantCat, QuantGlobalAvgPool, QuantReLU)
-BIG_ENOUGH = 300_000  # bytes of the float32 file above which the container overhead is < ~7 %
+BIG_ENOUGH = 80_000  # bytes of the float32 file above which torch.save's fixed ~1.5 KB no longer dominates
 
 
 # -- small models with the zoo's kinds of blocks -------------------------------------------------
@@ -210,6 +210,16 @@ def test_state_dict_is_the_whole_artifact():
     assert sd["act_scale"].dtype == torch.float32 and sd["act_zero_point"].dtype == torch.int32
     b.load_state_dict(sd)
     assert torch.equal(a(x), b(x))  # grids, weights and biases all came through the state_dict
+    for q in (a, b):  # all layers' buffers of one dtype share one storage (saved once), also after loading
+        assert len({t.untyped_storage().data_ptr() for k, t in q.state_dict().items()
+                    if t.dtype == torch.int8}) == 1
+        conv = q.get_submodule("res.conv1")
+        assert conv.w_qp.scale is conv.w_scale and conv.q_w.untyped_storage().data_ptr() == \
+            q.get_submodule("fc").q_w.untyped_storage().data_ptr()
+    c = ptq.convert(model, "int8", calibration=torch.rand(64, 1, 8, 8) * 3, backend="fast")
+    c(x)  # fill the fast kernels' cache with c's old weights, then load a's
+    c.load_state_dict(sd)
+    assert torch.equal(a(x), c(x))  # bit-identical to "ref": the cache saw the in-place load
     half = ptq.convert(model, "fp16").state_dict()
     assert {t.dtype for k, t in half.items() if k.endswith(("weight", "bias"))} == {torch.float16}
 
@@ -353,9 +363,9 @@ def test_zoo_report_covers_every_layer_in_integer(name):
 def test_zoo_sizes(name):
     z = _zoo(name)["models"]
     size = {k: model_size(m) for k, m in z.items()}
-    assert size["fp16"] < size["fp32"] / 1.8 and size["int8"] < size["fp32"] / 2.5  # every model
-    if size["fp32"] >= BIG_ENOUGH:  # container overhead no longer dominates: the budgets hold
-        assert size["fp32"] / size["int8"] >= 3.5 and size["fp32"] / size["fp16"] >= 1.9, size
+    assert size["fp32"] / size["fp16"] >= 1.9 and size["int8"] < size["fp32"] / 2.5, size  # every model
+    if size["fp32"] >= BIG_ENOUGH:  # "mlp" (40 KB float32: 3.0x) only misses 3.5x by the fixed overhead
+        assert size["fp32"] / size["int8"] >= 3.5 and size["fp32"] / size["dynamic"] >= 3.5, size
 
 
 def test_a_layer_called_twice_gets_one_integer_layer_per_call():

@@ -13,7 +13,7 @@ import torch.fx as fx
 from torch import nn
 
 from qkit.nn import DynamicQuantConv2d, DynamicQuantLinear, Float16Conv2d, Float16Linear
-from qkit.ptq.convert import ReportRow
+from qkit.ptq.convert import ReportRow, share_storage
 from qkit.ptq.fold import fold_batchnorm
 
 
@@ -57,5 +57,6 @@ def swap_layers(model: nn.Module, mode: str, *, per_channel: bool = True) -> nn.
             report.append(ReportRow(name, "float32", type(mod).__name__))
     if isinstance(out, fx.GraphModule):
         out.recompile()
+    share_storage(out)  # one storage per dtype for all converted layers: a compact torch.save
     out.ptq_report = report
     return out
