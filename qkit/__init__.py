@@ -25,7 +25,7 @@ from qkit.observers import (
     PercentileObserver,
     calibrate,
 )
-from qkit.qparams import QParams, choose_qparams, qrange, tensor_range
+from qkit.qparams import QParams, choose_qparams, qrange, tensor_range, weight_qparams
 from qkit.quant import dequantize, fake_quantize, quantize, storage_dtype
 
 __version__ = "0.1.0"
@@ -54,4 +54,5 @@ __all__ = [
     "tensor_range",
     "ternarize",
     "ungroup",
+    "weight_qparams",
 ]

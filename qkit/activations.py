@@ -15,16 +15,9 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from qkit.graph.weights import get_module
 from qkit.qparams import QParams
 from qkit.quant import fake_quantize
-
-
-def _module(model: nn.Module, layer: str) -> nn.Module:
-    modules = dict(model.named_modules())
-    if not isinstance(layer, str) or layer not in modules or layer == "":
-        names = [n for n in modules if n]
-        raise ValueError(f"layer must name a module of the model, one of {names}; got {layer!r}")
-    return modules[layer]
 
 
 @torch.no_grad()
@@ -37,7 +30,7 @@ def capture(model: nn.Module, layer: str, X: torch.Tensor, batch_size: int = 512
         >>> capture(models.load("mlp"), "relu", X[:10]).shape
         torch.Size([10, 128])
     """
-    module = _module(model, layer)
+    module = get_module(model, layer)
     outputs: list[torch.Tensor] = []
     handle = module.register_forward_hook(lambda m, i, out: outputs.append(out.detach().clone()))
     was_training = model.training
@@ -65,7 +58,7 @@ def quantized_output(model: nn.Module, layer: str, qp: QParams) -> Iterator[nn.M
         >>> low < evaluate(model, X, y)          # 2 bits hurt; outside the block all is float again
         True
     """
-    module = _module(model, layer)
+    module = get_module(model, layer)
     handle = module.register_forward_hook(lambda m, i, out: fake_quantize(out, qp))
     try:
         yield model

@@ -273,3 +273,34 @@ def tensor_range(x, axis: int | None = None) -> tuple[torch.Tensor, torch.Tensor
     check_int("axis", axis, low=-x.dim(), high=x.dim() - 1)
     flat = x.movedim(axis, 0).reshape(x.shape[axis], -1)  # (C, everything else)
     return flat.min(dim=1).values, flat.max(dim=1).values
+
+
+def weight_qparams(w, bits: int = 8, *, per_channel: bool = True, narrow: bool = False) -> QParams:
+    """The symmetric (scale-scheme) min-max grid of a weight: the kit's one weight-grid rule.
+
+    Weights are centred on zero, so they take the **scale** scheme
+    (``zero_point == 0``), one scale per output channel (``axis=0``, every
+    other dimension of a conv filter flattened) unless ``per_channel=False``::
+
+        scale[c] = max|w[c]| / qmax           x ≈ scale * (q - 0)
+
+    ``narrow=True`` drops ``qmin`` (int8: [-127, 127]), so the grid is
+    symmetric and ``-q`` never overflows — TensorFlow Lite's int8 weight spec.
+
+    Args:
+        w: float weight tensor, ``(out, ...)``.
+        bits: bits per weight.
+        per_channel: one scale per output channel (axis 0), else one for all.
+        narrow: leave out the most negative integer.
+
+    Example:
+        >>> w = torch.tensor([[-1.0, 0.5], [0.25, 2.54]])
+        >>> qp = weight_qparams(w, narrow=True)
+        >>> qp.scale, qp.zero_point, (qp.qmin, qp.qmax), qp.axis
+        (tensor([0.0079, 0.0200]), tensor([0, 0], dtype=torch.int32), (-127, 127), 0)
+        >>> weight_qparams(w, 4, per_channel=False).scale      # 2.54 / 7
+        tensor(0.3629)
+    """
+    w = as_float_tensor("w", w).detach()
+    axis = 0 if per_channel else None
+    return choose_qparams(*tensor_range(w, axis=axis), bits, scheme="scale", narrow=narrow, axis=axis)
