@@ -2,7 +2,7 @@
 
 Run: ``python benchmarks/bench_ptq.py [--repeat N] [--threads T] [--batch B] [--observer NAME]``.
 
-The seed's CNN table with its PTQ columns, measured on our zoo: top-1 accuracy
+TensorFlow Lite's CNN table (its documentation's quantized-model figures) with its PTQ columns, measured on our zoo: top-1 accuracy
 on the digits test split (359 images), ``model_size`` (bytes of
 ``torch.save(state_dict)``; the container's ~1.2 KiB + ~270 B per tensor
 included, so tiny models fall short of the weights' 4×; "payload" is the

@@ -1,7 +1,7 @@
 """The tiny model zoo: small classifiers for the 8×8 digits, with shipped weights.
 
 Besides a perceptron, the zoo holds scaled-down members of the CNN families in
-the seed's table (MobileNet-v1, MobileNet-v2, Inception, ResNet) and one wide
+TensorFlow Lite's table of quantized CNNs (MobileNet-v1, MobileNet-v2, Inception, ResNet) and one wide
 MLP whose int8 speed-up can show. Pretrained state_dicts live in ``qkit/zoo/``
 and are made by ``python -m qkit.zoo.make`` (deterministic: fixed seed, one thread).
 
@@ -184,7 +184,7 @@ class ResNet(_Classifier):
 
     Scaled down: a 3×3 stem (16 channels) and 3 basic blocks 16→16→32(/2)→64(/2),
     like ResNet-18's first block per stage, instead of 101 layers of bottlenecks.
-    The seed's Resnet_v2 is pre-activation; these blocks are the original
+    TensorFlow Lite's Resnet_v2 is pre-activation; these blocks are the original
     post-activation ones, so every conv is followed by its BN (foldable).
     """
 

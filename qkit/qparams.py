@@ -11,7 +11,7 @@ line through (A1, qmin) and (A2, qmax)::
     zero_point = qmin - round(A1 / scale)        # the integer that stands for 0.0
 
 This is the **affine** map (``f(x) = x / scale + zero_point``). The **scale**
-map is the special case ``zero_point = 0`` (the seed's ``c = 0``): the grid is
+map is the special case ``zero_point = 0`` (``f(x) = m·x + c`` with ``c = 0``): the grid is
 centred on 0 and ``scale = max(|A1|, |A2|) / qmax``.
 
 Everything here is offline float code: it decides the grid, it does not touch
@@ -174,7 +174,7 @@ def choose_qparams(
             range so wide that its float32 scale overflows.
 
     Example:
-        The seed's problem: map [A1, A2] = [-1.0, 2.0] onto signed 8 bits.
+        The lesson's problem: map [A1, A2] = [-1.0, 2.0] onto signed 8 bits.
 
         >>> qp = choose_qparams(-1.0, 2.0, bits=8)
         >>> round(qp.scale.item(), 6), qp.zero_point.item(), qp.qmin, qp.qmax

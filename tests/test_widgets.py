@@ -33,7 +33,7 @@ def test_bits_slider_changes_the_grid_and_the_picture(number_line):
     assert number_line.qp.qmin == -16 and number_line.qp.qmax == 15
     assert "32 levels" in number_line.readout.value
     assert number_line.image.value != before and number_line.image.value[:4] == b"\x89PNG"
-    # the shown scale is the seed's formula, computed here independently
+    # the shown scale is the lesson's formula, computed here independently
     assert float(number_line.qp.scale) == pytest.approx(3.0 / 31, rel=1e-6)
 
 

@@ -1,6 +1,6 @@
 """Post-training quantization (lesson 04): a trained float model in, a smaller float-in/float-out model out.
 
-Three modes, the seed's table of methods (TensorFlow Lite's names)::
+Three modes, as in TensorFlow Lite's table of post-training methods (its names)::
 
     mode       data needed                 weights  activations              arithmetic
     "fp16"     none                        float16  float32                  float32 (weights cast on the fly)
