@@ -5,8 +5,17 @@ VENV     := .venv
 BIN      := $(VENV)/bin
 STAMP    := $(VENV)/.installed
 SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
+BROWSER  := $(VENV)/.browser
+CHROMIUM := /usr/bin/chromium
+# Overrides for tests and instructors (a learner types plain `make lab`):
+#   make lab LAB_PORT=8899 LAB_ARGS="--no-browser --ip=127.0.0.1" LAB_DIR=/tmp/x
+LAB_DIR  ?= notebooks/
+LAB_PORT ?=
+LAB_ARGS ?=
+# Jupyter refuses to start as root (containers, cloud VMs) unless told it may.
+ROOT_ARG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: lab test bench clean
+.PHONY: lab test bench clean chromium
 
 # A new package folder (an __init__.py) also needs a fresh editable install.
 $(STAMP): pyproject.toml $(wildcard */__init__.py)
@@ -19,9 +28,35 @@ $(STAMP): pyproject.toml $(wildcard */__init__.py)
 
 lab: $(STAMP)
 	$(BIN)/jupyter trust notebooks/*.ipynb
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab $(ROOT_ARG) $(if $(LAB_PORT),--port=$(LAB_PORT)) $(LAB_ARGS) $(LAB_DIR)
 
-test: $(STAMP)
+# The browser test (tests/test_browser.py) drives Debian's Chromium with Playwright.
+# Playwright's own browser download is never used: only the system package.
+$(BROWSER): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[test,browser]"
+	touch $(BROWSER)
+
+# Debian's chromium + chromium-driver, once: the browser itself is the stamp. As root
+# directly, else through sudo -n; if neither works this says so and goes on, and the
+# browser test then fails with the command to run.
+chromium: $(CHROMIUM)
+$(CHROMIUM):
+	@if ! command -v apt-get >/dev/null; then \
+	  echo "make: no apt-get here; install Chromium at $(CHROMIUM) for tests/test_browser.py"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "installing Debian's chromium and chromium-driver for the browser test"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    chromium chromium-driver >/dev/null) || echo "make: apt-get could not install chromium"; \
+	elif sudo -n true 2>/dev/null; then \
+	  echo "installing Debian's chromium and chromium-driver (sudo) for the browser test"; \
+	  (sudo -n apt-get update -qq && sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install \
+	    -y -qq chromium chromium-driver >/dev/null) || echo "make: apt-get could not install chromium"; \
+	else \
+	  echo "make: cannot install Chromium (not root, no sudo -n):" \
+	    "run 'sudo apt-get install chromium chromium-driver'"; \
+	fi
+
+test: $(STAMP) $(BROWSER) $(CHROMIUM)
 	MPLBACKEND=Agg $(BIN)/python -m pytest
 
 bench: $(STAMP)

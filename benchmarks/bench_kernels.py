@@ -1,10 +1,12 @@
 """int8 linear throughput: qkit's fast/eager kernels vs float32, numpy and torch's own int8 linear.
 
 Run: ``python benchmarks/bench_kernels.py [--repeat N] [--threads T] [--small]``.
-Prints, per size, the median time over N rounds (every backend once per round,
-after two warm-up calls), throughput in GOPS (2·N·K·M operations) and the ratio
-to torch's float32 ``F.linear`` measured in the same run, then the split of the
-fast path into its matmul and its epilogue, and the DESIGN.md §8 budget:
+Prints which int8 path runs on this CPU and why, then, per size, the best time
+per call over N rounds (every backend once per round, after a warm-up call),
+throughput in GOPS (2·N·K·M operations; none for the epilogue, which does no
+matmul), ``speed vs fp32 = t_fp32 / t`` (> 1: faster than torch's float32
+``F.linear`` measured in the same rounds), the split of the fast path into its
+matmul and its epilogue, and the DESIGN.md §8 budget:
 fast int8 linear >= 2.5× float32 (aim 3.5×) at 1024³ and 1024×4096×1024, and
 not slower than torch's own int8 linear (``torch.ao.nn.quantized.Linear``,
 fbgemm/x86 with a prepacked weight; deprecated API, a yardstick only).
@@ -21,7 +23,7 @@ import time
 import torch
 
 from qkit.kernels import fast
-from qkit.kernels.bench import time_linear_backends
+from qkit.kernels.bench import format_table, path_report, time_linear_backends
 
 BIG = [(1024, 1024, 1024), (1024, 4096, 1024)]
 SMALL = [(64, 64, 64), (128, 128, 128), (256, 256, 256), (512, 512, 512)]
@@ -45,23 +47,23 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads "
-          f"({'set' if args.threads else 'default'}) on {os.cpu_count()} CPUs, {args.repeat} rounds, median; "
+          f"({'set' if args.threads else 'default'}) on {os.cpu_count()} CPUs, {args.repeat} rounds, best; "
           f"load average {os.getloadavg()[0]:.2f} (other work on the machine skews every number)")
+    print(path_report())
     print(f"compile warm-up (first fused call, incl. inductor's on-disk cache if warm): "
           f"{compile_warmup_seconds():.1f} s")
     rows = time_linear_backends((SMALL if args.small else []) + BIG, repeat=args.repeat)
-    print(f"\n{'N x K x M':>17} {'backend':<22} {'ms':>9} {'GOPS':>8} {'vs fp32':>8}")
-    for r in rows:
-        size = f"{r['N']}x{r['K']}x{r['M']}"
-        print(f"{size:>17} {r['backend']:<22} {r['seconds'] * 1e3:9.2f} {r['gops']:8.1f} {r['vs_fp32']:7.2f}x"
-              + ("" if r["runs"] >= args.repeat else f"  ({r['runs']} run)"))
+    print("\n" + format_table(rows))
+    short = sorted({f"{r['N']}x{r['K']}x{r['M']} {r['backend']}" for r in rows if r["runs"] < args.repeat})
+    if short:
+        print(f"fewer rounds (one call took over the slow limit): {', '.join(short)}")
     print(f"load average now {os.getloadavg()[0]:.2f}\n")
     for n, k, m in BIG:
         by = {r["backend"]: r for r in rows if (r["N"], r["K"], r["M"]) == (n, k, m)}
         fast_row, ao = by["qkit fast"], by.get("torch int8 (ao)")
         mm, epi = by["fast: _int_mm only"]["seconds"], by["fast: epilogue only"]["seconds"]
-        ok = fast_row["vs_fp32"] >= BUDGET
-        print(f"{n}x{k}x{m}: fast = {fast_row['vs_fp32']:.2f}x fp32 (budget {BUDGET}x, aim {AIM}x: "
+        ok = fast_row["speed_vs_fp32"] >= BUDGET
+        print(f"{n}x{k}x{m}: fast = {fast_row['speed_vs_fp32']:.2f}x fp32's speed (budget {BUDGET}x, aim {AIM}x: "
               f"{'PASS' if ok else 'FAIL'}); split: _int_mm {mm * 1e3:.2f} ms + epilogue {epi * 1e3:.2f} ms "
               f"({epi / (mm + epi):.0%})")
         if ao is not None:

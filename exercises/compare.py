@@ -1,6 +1,8 @@
 """Comparing a learner's answer with the reference: type, then dtype, then shape, then values.
 
-Each function returns a one-line description of the first difference, or None.
+``structure_diff`` and ``value_diff`` return a one-line description of the first
+difference, or None; ``show`` and ``describe_case`` write values and arguments short
+(a tensor of more than three values by its shape: "a (3, 5) tensor [...]").
 """
 
 from __future__ import annotations
@@ -24,18 +26,68 @@ def short_number(v: Any) -> str:
     return text if any(c in text for c in ".ein") else text + ".0"
 
 
+def shape_text(shape: Sequence[int]) -> str:
+    """A shape as learners write it: ``(3, 5)``, ``(4,)``, ``()``."""
+    return str(tuple(int(d) for d in shape))
+
+
 def show(v: Any) -> str:
-    """A value, short: tensors show at most three elements."""
+    """A value, short: tensors show at most three elements, and their shape when it is not obvious.
+
+    Example:
+        >>> show(torch.tensor([0.5, -1.0]))
+        'tensor([0.5, -1.0])'
+        >>> show(torch.arange(15, dtype=torch.int8).reshape(3, 5))
+        'a (3, 5) int8 tensor [0, 1, 2, …]'
+    """
     if isinstance(v, torch.Tensor):
         flat = v.detach().reshape(-1)
         body = ", ".join(short_number(e) for e in flat[:3].tolist()) + (", …" if flat.numel() > 3 else "")
-        extra = [] if v.dtype == torch.float32 else [str(v.dtype).replace("torch.", "")]
-        extra += [f"{flat.numel()} values"] if flat.numel() > 3 else []
-        return f"tensor([{body}])" + (f" ({', '.join(extra)})" if extra else "")
+        dtype = "" if v.dtype == torch.float32 else str(v.dtype).replace("torch.", "")
+        if v.dim() == 0:
+            return f"tensor({body})" + (f" ({dtype})" if dtype else "")
+        if v.dim() == 1 and flat.numel() <= 3:
+            return f"tensor([{body}])" + (f" ({dtype})" if dtype else "")
+        return f"a {shape_text(v.shape)} {dtype + ' ' if dtype else ''}tensor [{body}]"
     if isinstance(v, (tuple, list)):
         inner = ", ".join(show(e) for e in v)
         return f"({inner})" if isinstance(v, tuple) else f"[{inner}]"
     return short_number(v)
+
+
+def _describe(name: str, v: Any, shapes_only: bool) -> str:
+    """One argument in a case label: ``bits=4``, ``b=tensor([0.5, 1.0])``, ``w of shape (3, 5)``."""
+    if isinstance(v, torch.Tensor):
+        if shapes_only or v.dim() != 1 or v.numel() > 3:
+            return f"{name} of shape {shape_text(v.shape)}"
+        return f"{name}={show(v)}"
+    if isinstance(v, (list, tuple)) and v and all(isinstance(e, torch.Tensor) for e in v):
+        kind = "list" if isinstance(v, list) else "tuple"
+        return f"{name}=a {kind} of {len(v)} tensor{'s' if len(v) > 1 else ''}"
+    return f"{name}={show(v)}"
+
+
+def describe_case(names: Sequence[str], args: Sequence[Any], *, shapes_only: bool = False,
+                  limit: int = 110) -> str:
+    """The arguments of one case, short: tensors by their shape (or their few values), others by value.
+
+    ``shapes_only`` describes every tensor by its shape; arguments beyond about
+    ``limit`` characters are left out (``…``).
+
+    Example:
+        >>> describe_case(["w", "b", "bits"], [torch.zeros(3, 5), torch.tensor([0.5, 1.0]), 4])
+        'w of shape (3, 5), b=tensor([0.5, 1.0]), bits=4'
+        >>> describe_case(["w", "b", "bits"], [torch.zeros(3, 5), torch.zeros(3), 4], shapes_only=True)
+        'w of shape (3, 5), b of shape (3,), bits=4'
+    """
+    parts = [_describe(n, a, shapes_only) for n, a in zip(names, args)]
+    text = ""
+    for i, part in enumerate(parts):
+        candidate = part if not text else f"{text}, {part}"
+        if i and len(candidate) > limit:
+            return f"{text}, …"
+        text = candidate
+    return text
 
 
 def structure_diff(got: Any, want: Any, what: str, parts: Sequence[str]) -> str | None:

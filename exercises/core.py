@@ -28,19 +28,21 @@ Example:
 
 from __future__ import annotations
 
+import ast
 import html
 import inspect
 import os
 import re
 import sys
+import textwrap
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import torch
 
-from exercises.compare import show, structure_diff, value_diff
-from exercises.sandbox import (FAILED, TookTooLong, call_quietly, clone_args, is_placeholder,
-                               learner_line, time_limit)
+from exercises.compare import describe_case, show, structure_diff, value_diff
+from exercises.sandbox import (FAILED, TookTooLong, call_quietly, clone_args, exception_text,
+                               is_placeholder, learner_line, time_limit)
 
 __all__ = ["Feedback", "Mistake", "Question"]
 
@@ -73,6 +75,40 @@ class Mistake:
 
     fn: Callable[..., Any]
     message: str
+
+
+def solution_source(fn: Callable[..., Any], new_name: str) -> str:
+    """``fn``'s source with ``def`` renamed to ``new_name``, its signature's continuation lines re-aligned.
+
+    Example:
+        >>> from exercises.compare import describe_case
+        >>> print("".join(solution_source(describe_case, "my_case").splitlines(keepends=True)[:2]), end="")
+        def my_case(names: Sequence[str], args: Sequence[Any], *, shapes_only: bool = False,
+                    limit: int = 110) -> str:
+    """
+    try:
+        src = textwrap.dedent(inspect.getsource(fn))
+    except (OSError, TypeError):
+        return f"# the solution of {new_name} is not available here\n"
+    old = getattr(fn, "__name__", "")
+    match = re.search(rf"^def {re.escape(old)}\(", src, flags=re.M)
+    if not old.isidentifier() or match is None:
+        return src
+    lines = src.splitlines(keepends=True)
+    first = src[: match.start()].count("\n")  # the def line
+    try:
+        body_line = ast.parse(src).body[0].body[0].lineno - 1  # first line after the signature
+    except (SyntaxError, IndexError, AttributeError):
+        body_line = first + 1
+    shift = len(new_name) - len(old)
+    lines[first] = lines[first].replace(f"def {old}(", f"def {new_name}(", 1)
+    for i in range(first + 1, body_line):  # continuation lines of the signature move with the "("
+        if shift > 0:
+            lines[i] = " " * shift + lines[i]
+        else:
+            lead = len(lines[i]) - len(lines[i].lstrip(" "))
+            lines[i] = lines[i][min(-shift, max(lead - 4, 0)):]
+    return "".join(lines)
 
 
 def _in_ipython() -> bool:
@@ -138,13 +174,15 @@ class Question:
         _display(f"Hint ({self.name}): {self.hint_text}", **{"text/html": html_hint})
 
     def solution(self) -> None:
-        """Show the model answer's source, renamed to the learner's function name."""
-        try:
-            src = inspect.getsource(self.solution_fn)
-            src = re.sub(rf"def {self.solution_fn.__name__}\(", f"def {self.fn_name}(", src, count=1)
-        except (OSError, TypeError):
-            src = f"# the solution of {self.fn_name} is not available here\n"
-        _display(src.rstrip("\n"), **{"text/markdown": f"```python\n{src}```"})
+        """Show the model answer's source, renamed to the learner's function name.
+
+        In Jupyter it is a ``<pre>`` block: lines keep their breaks and indentation
+        (a long line scrolls sideways instead of wrapping mid-word).
+        """
+        src = solution_source(self.solution_fn, self.fn_name).rstrip("\n")
+        block = ('<pre style="white-space: pre; overflow-x: auto; word-break: normal; '
+                 f'overflow-wrap: normal"><code>{html.escape(src)}</code></pre>')
+        _display(src, **{"text/html": block})
 
     def cases(self, seed: int | None = None) -> list[tuple]:
         """Edge cases, then ``n_random`` random ones (fresh seed unless ``seed`` is given)."""
@@ -184,7 +222,7 @@ class Question:
         try:
             with time_limit(self.timeout):
                 for args in cases:
-                    label = ", ".join(f"{k}={show(v)}" for k, v in zip(self._arg_names(len(args)), args))
+                    label = describe_case(self._arg_names(len(args)), args)
                     verdict = self._grade_case(fn, name, args, label)
                     if verdict is not None:
                         return verdict
@@ -209,9 +247,10 @@ class Question:
             got = fn(*given)
         except NotImplementedError:
             return Feedback(None, f"not attempted yet: `{name}` raises NotImplementedError (for {label})")
-        except (Exception, SystemExit) as e:
-            return Feedback(False, f"for {label}: your function raised {type(e).__name__}: {e}"
-                                   + learner_line(e, fn))
+        except (Exception, SystemExit) as e:  # one short line: the error, then the inputs' shapes
+            names = self._arg_names(len(args))
+            return Feedback(False, f"your function raised {exception_text(e, 80)}{learner_line(e, fn)}, "
+                                   f"for {describe_case(names, args, shapes_only=True, limit=50)}")
         names = self._arg_names(len(args))
         for arg, before, after in zip(names, args, given):
             if isinstance(before, torch.Tensor) and not torch.equal(before, after):

@@ -136,8 +136,10 @@ _OFF_BY_ONE = ("your zero_point is off by one: round x_min / scale to the neares
 q2 = Question(
     "q2", "my_affine_qparams", reference=_ref_affine_qparams, solution_fn=affine_qparams_solution,
     parts=("scale", "zero_point"), rtol=1e-6,
-    hint_text="Widen [x_min, x_max] to hold 0, then scale = (x_max - x_min) / (qmax - qmin) "
-              "and zero_point = qmin - round(x_min / scale), a Python int.",
+    hint_text="First widen the range so that it holds 0.0 (0 must be exact on the grid). The "
+              "step spreads that range over the gaps between levels (one fewer than the levels), "
+              "and the zero point is the integer that makes x_min land on qmin: round it to the "
+              "nearest integer and return a Python int.",
     edge_cases=[(-1.0, 2.0, 8), (-0.45, 1.0, 8), (-0.3, 1.0, 8), (0.5, 2.0, 8), (-3.0, -0.25, 4),
                 (-0.8, 5.0, 3)],
     random_case=_q2_case,
@@ -211,8 +213,9 @@ _TRUNC = ("`.to(torch.int8)` and `.int()` truncate toward zero: round to the nea
 q3 = Question(
     "q3", "my_quantize", reference=lambda x, s, zp, bits: qkit.quantize(x, _grid(s, zp, bits)),
     solution_fn=quantize_solution,
-    hint_text="q = round(x / scale) + zero_point, clamped to [qmin, qmax] of the signed grid, "
-              "then .to(torch.int8).",
+    hint_text="Measure x in steps, go to the nearest level (torch.round), move by the zero point, "
+              "and clip to the signed grid before converting: int8 wraps a value that does not "
+              "fit around instead of clipping it.",
     edge_cases=[(_X3, _f32(0.05), 10, 8),
                 (torch.tensor([-3.0, -2.1, -0.3, 0.4, 1.0, 2.6, 5.0]), 0.25, -3, 4),
                 (torch.tensor([-130.2, -0.7, 0.7, 126.6, 127.4, 300.0]), 1.0, 0, 8)],
@@ -248,8 +251,8 @@ _Q4 = torch.tensor([-128, -127, -100, -1, 0, 1, 50, 126, 127], dtype=torch.int8)
 q4 = Question(
     "q4", "my_dequantize", reference=lambda q, s, zp: qkit.dequantize(q, _grid(s, zp, 8)),
     solution_fn=dequantize_solution, rtol=1e-5, atol=1e-5,
-    hint_text="x = scale * (q - zero_point). Do the subtraction in int32 or float: "
-              "int8 arithmetic wraps around.",
+    hint_text="Read the lesson's equation x ≈ scale * (q - zero_point) from right to left. "
+              "Pitfall: q is int8 and int8 arithmetic wraps around, so widen q before subtracting.",
     edge_cases=[(_Q4, _f32(0.02), 100), (_Q4, _f32(0.5), -120), (_Q4.flip(0), _f32(0.003), 77)],
     random_case=_q4_case,
     mistakes=[
@@ -298,8 +301,9 @@ def _q5_mask(x, delta, keep):
 q5 = Question(
     "q5", "my_ternarize", reference=_ref_ternarize, solution_fn=ternarize_solution,
     parts=("q", "scale"), rtol=1e-5,
-    hint_text="Keep the values with |x| > delta: q = sign(x) there, 0 elsewhere (int8). "
-              "scale = mean |x| over the kept values only, as a Python float.",
+    hint_text="Decide which values are kept (magnitude strictly above delta); a kept value's "
+              "level is its sign, the others get 0. The one scale that fits the kept values best "
+              "is their average magnitude (the dropped ones do not count). int8 levels, float scale.",
     edge_cases=[(torch.tensor([0.5, -0.5, 0.2, -1.5, 2.0, 0.0, -0.1, 0.9]), 0.5),
                 (torch.tensor([[0.25, -0.75, 0.0625], [1.25, -0.25, 0.0]]), 0.25)],
     random_case=_q5_case,

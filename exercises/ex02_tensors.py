@@ -19,8 +19,7 @@ The functions the learner writes (scale scheme: ``zero_point = 0`` and
     q4  my_running_minmax(batches: list[Tensor]) -> tuple[float, float]    # (x_min, x_max)
     q5  my_overhead_bits(shape: tuple[int, int], group_size: int, scale_bits: int = 16) -> float
 
-References: ``qkit.choose_qparams(*qkit.tensor_range(w, axis=0), bits, scheme="scale",
-axis=0).scale`` (q1), :func:`qkit.fake_quantize_grouped` (q2),
+References: ``qkit.weight_qparams(w, bits).scale`` (q1), :func:`qkit.fake_quantize_grouped` (q2),
 :class:`qkit.MinMaxObserver` (q4), :func:`qkit.scale_overhead_bits` (q5).
 
 q3's reference is defined here, exactly: ``t = torch.quantile(|x|, percentile / 100)``
@@ -91,7 +90,7 @@ def per_channel_scales_solution(w: torch.Tensor, bits: int) -> torch.Tensor:
 
 
 def _ref_per_channel_scales(w: torch.Tensor, bits: int) -> torch.Tensor:
-    return qkit.choose_qparams(*qkit.tensor_range(w, axis=0), bits, scheme="scale", axis=0).scale
+    return qkit.weight_qparams(w, bits).scale
 
 
 def _q1_case(g: torch.Generator) -> tuple[torch.Tensor, int]:
@@ -108,9 +107,9 @@ _W1 = torch.tensor([[0.5, -2.54, 1.0, 0.0, 0.3],        # max |w| is a negative 
 q1 = Question(
     "q1", "my_per_channel_scales", reference=_ref_per_channel_scales,
     solution_fn=per_channel_scales_solution,
-    hint_text="Per-channel = one scale per output channel, i.e. per row of w (M, K): "
-              "scale = max(|row|) / qmax with qmax = 2**(bits-1) - 1. w.abs().amax(dim=1) "
-              "gives the M maxima.",
+    hint_text="Per-channel means one scale per output channel, i.e. per row of w (M, K). In the "
+              "scale scheme each row's largest magnitude (mind negative weights) lands on "
+              "qmax = 2**(bits-1) - 1. Reduce along the dimension that leaves M numbers.",
     edge_cases=[(_W1, 8),
                 (torch.tensor([[0.7, -0.35, 0.1], [0.0, 0.0, 0.0],    # a pruned (all-zero) row
                                [-1.4, 2.1, 0.0], [0.07, -0.7, 0.35]]), 4),
@@ -215,10 +214,10 @@ _Q2_LEVELS = ("you returned the integer levels q; fake quantization returns floa
 q2 = Question(
     "q2", "my_fake_quantize_grouped", reference=lambda w, b, gs: qkit.fake_quantize_grouped(w, b, gs),
     solution_fn=fake_quantize_grouped_solution, rtol=1e-5,
-    hint_text="View w as (M, K // group_size, group_size): each last-axis slice is one group. "
-              "scale = |group|.amax(dim=-1, keepdim=True) / qmax (keep it above 0: an all-zero "
-              "group must not divide 0 by 0); round(w / scale), clamp to [qmin, qmax], multiply "
-              "by scale, reshape to (M, K).",
+    hint_text="Look at w through a view in which every group (group_size consecutive weights of "
+              "one row, along K) is its own slice; then it is q1's per-channel grid on those "
+              "slices, and lesson 01's round trip to the grid and back. Pitfalls: an all-zero "
+              "group must not divide 0 by 0, and the result has w's shape.",
     edge_cases=[(_W2, 4, 2),
                 (_W2.reshape(2, 16), 4, 8),
                 (torch.tensor([[0.5, -1.0, 0.0, 0.0, 0.0, 0.0, 3.0, 0.2]]), 3, 2)],  # an all-zero group
@@ -294,9 +293,10 @@ q3 = Question(
     parts=("x_min", "x_max"), rtol=1e-5, atol=1e-7,
     alternatives=[percentile_range_solution],  # torch.quantile in float32: its rank q·(n-1) is
     # rounded to float32, which moves t by up to ~n·1e-7 of the gap between two neighbours
-    hint_text="t = torch.quantile(x.abs().flatten(), percentile / 100): torch wants a fraction in "
-              "[0, 1]. Then clip the observed range to ±t: (max(x.min(), -t), min(x.max(), t)), "
-              "as Python floats.",
+    hint_text="One threshold t, a percentile of the magnitudes |x|, clips both tails: "
+              "torch.quantile or numpy's percentile finds it (one takes a fraction, the other a "
+              "percent). Then shrink the observed range to within ±t; never widen one-sided data. "
+              "Return Python floats.",
     edge_cases=[(_X3_RELU, 93.0), (_X3_BOTH, 95.0), (_X3_NEG, 80.0)],
     random_case=_q3_case,
     mistakes=[
@@ -364,9 +364,8 @@ def _q4_each(batches, lo_of=min, hi_of=max):
 q4 = Question(
     "q4", "my_running_minmax", reference=_ref_running_minmax, solution_fn=running_minmax_solution,
     parts=("x_min", "x_max"),
-    hint_text="Keep two running numbers: start at +inf and -inf (or at the first batch), then "
-              "lo = min(lo, batch.min()) and hi = max(hi, batch.max()) for every batch. Return "
-              "Python floats.",
+    hint_text="Keep two running numbers and update them with every batch. Think about what they "
+              "start at, so that the first batch always replaces them. Return Python floats.",
     edge_cases=_Fresh(_q4_edge),  # fresh lists: code that pops batches cannot spoil them
     random_case=_q4_case,
     mistakes=[
@@ -408,8 +407,8 @@ q5 = Question(
     "q5", "my_overhead_bits",
     reference=lambda shape, gs, sb: qkit.scale_overhead_bits(shape, "group", gs, scale_bits=sb),
     solution_fn=overhead_bits_solution,
-    hint_text="Count the scales: one per group, M * K // group_size of them, each scale_bits "
-              "wide. Divide that total by the number of weights M * K.",
+    hint_text="Count the scales (one per group) and the bits they take, then share those bits "
+              "out over all the weights. Does the shape change the answer?",
     edge_cases=[((4096, 4096), 128, 16), ((768, 3072), 64, 16), ((8, 12), 4, 32)],
     random_case=_q5_case,
     mistakes=[

@@ -57,8 +57,9 @@ def _q1_case(g: torch.Generator) -> tuple[float]:
 q1 = Question(
     "q1", "my_quantize_multiplier", reference=lambda real: quantize_multiplier(real),
     solution_fn=quantize_multiplier_solution, parts=("multiplier", "shift"),
-    hint_text="math.frexp(real) gives (mantissa, exponent) with mantissa in [0.5, 1); the "
-              "multiplier is mantissa · 2**31 rounded half away from zero, the shift is the exponent.",
+    hint_text="math.frexp splits a float into a mantissa in [0.5, 1) and a power of two: one "
+              "becomes the 31-bit multiplier, the other the shift. Pitfalls: TFLite rounds halves "
+              "away from zero, and a mantissa that rounds up to 2**31 no longer fits int32.",
     edge_cases=[(0.25,), (0.3,), (0.5 + 2**-32,), (1 - 2**-33,), (0.0078125,)],
     random_case=_q1_case,
     mistakes=[
@@ -105,8 +106,9 @@ def _q2_edge() -> tuple:
 
 q2 = Question(
     "q2", "my_folded_acc", reference=_q2_reference, solution_fn=folded_acc_solution,
-    hint_text="Widen q_x and q_w to int32 first. Σ (q_x - z_x) q_w = q_x @ q_w.T - z_x · (the sum "
-              "of each row of q_w); then add bias_q.",
+    hint_text="Follow section 1's derivation: the zero-point part of Σ (q_x - z_x) q_w depends "
+              "on the weights only. Pitfall: int8 tensors multiply and subtract in int8 and wrap "
+              "around, so widen first.",
     edge_cases=[_q2_edge()], random_case=_q2_case,
     mistakes=[
         Mistake(lambda q_x, z, q_w, b: (q_x @ q_w.T).to(torch.int32) - z * q_w.int().sum(1, dtype=torch.int32) + b,
@@ -148,8 +150,8 @@ def _q3_case(g: torch.Generator) -> tuple:
 
 q3 = Question(
     "q3", "my_requantize", reference=_q3_reference, solution_fn=requantize_solution,
-    hint_text="qkit.fixedpoint.multiply_by_quantized_multiplier does the integer multiply and "
-              "shift; then add the output zero_point and clamp to [-128, 127]. Return a Python int.",
+    hint_text="qkit.fixedpoint has section 2's integer multiply-and-shift; what is left is the "
+              "output's zero point and the int8 range. Return a Python int.",
     edge_cases=[(5, *quantize_multiplier(0.25), 0), (100_000, *quantize_multiplier(0.01), 100),
                 (-100_000, *quantize_multiplier(0.01), -100), (1234, *quantize_multiplier(0.003), -3)],
     random_case=_q3_case,

@@ -9,7 +9,7 @@ In the notebook::
     q3  my_size_ratio(n_params, bits, n_scales, scale_bits, overhead_bytes) -> float
     q4  my_calibrated_grid(activations: list[Tensor], bits: int) -> tuple[float, int]  # (scale, zero_point)
 
-References: :func:`qkit.ptq.fold_conv_bn`, :class:`qkit.nn.DynamicQuantLinear`,
+References: :func:`qkit.graph.fold_conv_bn`, :class:`qkit.nn.DynamicQuantLinear`,
 the byte count ``(4 n + overhead) / (n bits/8 + n_scales scale_bits/8 + overhead)``
 and :class:`qkit.observers.MinMaxObserver` with ``qparams(bits, signed=False)``.
 The first fixed case of each question is built so that every known mistake fails
@@ -23,9 +23,9 @@ from torch import nn
 
 import qkit
 from exercises.core import Mistake, Question
+from qkit.graph import fold_conv_bn
 from qkit.nn import DynamicQuantLinear
 from qkit.observers import MinMaxObserver
-from qkit.ptq import fold_conv_bn
 
 __all__ = ["q1", "q2", "q3", "q4"]
 
@@ -100,8 +100,10 @@ def _q1_zero_bias_edge() -> tuple:
 q1 = Question(
     "q1", "my_fold_bn", reference=_ref_fold_bn, solution_fn=fold_bn_solution,
     parts=("w_folded", "b_folded"), rtol=1e-5, atol=1e-6,
-    hint_text="factor = gamma / sqrt(var + eps), one number per output channel; "
-              "w' = w * factor.view(-1, 1, 1, 1) and b' = (b - mean) * factor + beta.",
+    hint_text="In eval mode BatchNorm is one multiply-add per channel: bn(z) = γ·(z − mean)/σ + β, "
+              "σ computed exactly as BatchNorm does. Put z = w∗x + b in, then collect what multiplies x "
+              "(that is w') and what is left over (b'). The per-channel factor belongs to the output "
+              "channels, dim 0 of w: check how a (C_out,) tensor broadcasts against a 4-d one.",
     edge_cases=[_q1_edge(), _q1_zero_bias_edge()],
     random_case=_q1_case,
     mistakes=[
@@ -200,9 +202,10 @@ def _q2_edge() -> tuple:
 q2 = Question(
     "q2", "my_dynamic_linear", reference=_ref_dynamic_linear, solution_fn=dynamic_linear_solution,
     rtol=1e-5, atol=1e-4,
-    hint_text="Quantize x on the affine int8 grid of its own min and max (qkit.choose_qparams, "
-              "qkit.quantize); in int32: acc = q_x @ q_w.T - z_x · (row sums of q_w); then "
-              "y = acc · s_x · w_scale + bias, float32.",
+    hint_text="Write x ≈ s_x·(q_x − z_x) and w ≈ w_scale·q_w, multiply out one output y[n, m], and "
+              "pull the scales out of the sum over k: what is left is a sum of integers. Keep it in "
+              "int32 (int8 products and differences wrap around); the zero point multiplies a sum of "
+              "one weight row, so it can be taken care of once per output channel.",
     edge_cases=[_q2_edge()],
     random_case=_q2_case,
     mistakes=[
@@ -260,8 +263,9 @@ _OVERHEAD = ("the overhead (container, metadata) is in both files: add overhead_
 q3 = Question(
     "q3", "my_size_ratio", reference=size_ratio_solution, solution_fn=size_ratio_solution,
     rtol=1e-9,
-    hint_text="Count bytes: float = 4·n_params + overhead; quantized = n_params·bits/8 + "
-              "n_scales·scale_bits/8 + overhead. Return float / quantized.",
+    hint_text="Count the bytes of each file separately, then divide (the answer is > 1). What does one "
+              "float32 weight cost, and one `bits`-bit weight? What else does the quantized file store "
+              "beside its weights, and what do both files carry anyway?",
     edge_cases=[(10_000, 4, 100, 32, 2_000), (1_000_000, 8, 1_000, 16, 1_500), (50_000, 16, 0, 32, 0)],
     random_case=_q3_case,
     mistakes=[
@@ -328,8 +332,9 @@ _Q4_NEG = ([torch.tensor([-0.27, 0.0, 1.3]), torch.tensor([-0.1, 2.6, 0.4])], 6)
 q4 = Question(
     "q4", "my_calibrated_grid", reference=_ref_calibrated_grid, solution_fn=calibrated_grid_solution,
     parts=("scale", "zero_point"), rtol=1e-6,
-    hint_text="Take the min and max over all batches, widen the range to hold 0, then the unsigned "
-              "grid [0, 2**bits - 1]: scale = (hi - lo) / (2**bits - 1), zero_point = -round(lo / scale).",
+    hint_text="The grid must cover every value any batch showed (not one batch, not an average) and 0 "
+              "itself. Count the steps between the unsigned grid's two ends; the zero point is the "
+              "integer that 0.0 lands on.",
     edge_cases=[_Q4_EDGE, _Q4_NEG],
     random_case=_q4_case,
     mistakes=[

@@ -69,6 +69,20 @@ def call_quietly(fn: Callable[..., Any], args: Sequence[Any]) -> Any:
         return FAILED
 
 
+def exception_text(exc: BaseException, limit: int = 100) -> str:
+    """``Type: message`` on one line, cut to about ``limit`` characters.
+
+    Example:
+        >>> exception_text(ValueError("first line\\nsecond line"))
+        'ValueError: first line second line'
+        >>> len(exception_text(KeyError("x" * 500)))
+        100
+    """
+    message = " ".join(str(exc).split())
+    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def learner_line(exc: BaseException, fn: Any) -> str:
     """' (line N)': the deepest traceback line inside the learner's own cell, if any."""
     filename = getattr(getattr(fn, "__code__", None), "co_filename", None)

@@ -65,6 +65,22 @@ def tensor_bytes(model: torch.nn.Module) -> int:
     return sum(storages.values())
 
 
+def _round_robin(models: dict, x: torch.Tensor, repeat: int, warmup: int) -> dict:
+    """Times in ms of ``model(x)`` per model: ``warmup`` untimed calls each, then ``repeat`` rounds
+    that call every model once (a background load then hits them all alike)."""
+    times: dict = {name: [] for name in models}
+    with torch.inference_mode():
+        for model in models.values():
+            for _ in range(warmup):
+                model(x)
+        for _ in range(repeat):
+            for name, model in models.items():
+                start = time.perf_counter()
+                model(x)
+                times[name].append((time.perf_counter() - start) * 1e3)
+    return times
+
+
 def latency(model: torch.nn.Module, x: torch.Tensor, *, repeat: int = 20, warmup: int = 3) -> dict:
     """Wall time of ``model(x)``: median and 95th percentile in ms over ``repeat`` calls, after ``warmup``.
 
@@ -83,14 +99,7 @@ def latency(model: torch.nn.Module, x: torch.Tensor, *, repeat: int = 20, warmup
         raise TypeError(f"x must be a torch.Tensor batch; got {type(x).__name__}")
     check_int("repeat", repeat, low=1)
     check_int("warmup", warmup, low=0)
-    times = []
-    with torch.inference_mode():
-        for _ in range(warmup):
-            model(x)
-        for _ in range(repeat):
-            start = time.perf_counter()
-            model(x)
-            times.append((time.perf_counter() - start) * 1e3)
+    times = _round_robin({"model": model}, x, repeat, warmup)["model"]
     return {"median_ms": statistics.median(times), "p95_ms": float(np.percentile(times, 95)),
             "batch": len(x), "threads": torch.get_num_threads(), "repeat": repeat}
 
@@ -100,13 +109,16 @@ def compare(models: dict, X: torch.Tensor, y: torch.Tensor, batch: int = 256, *,
     """One row per model: accuracy on ``(X, y)``, size, and latency on the first ``batch`` samples of ``X``.
 
     Ratios are against the first model (the baseline): ``size_ratio`` = its size
-    / this size (> 1 is smaller), ``speedup`` = its median latency / this one
-    (> 1 is faster), ``accuracy_drop`` in points (percent). With ``timing=False``
-    the latency columns are None (no timing at all).
+    / this size (> 1 is smaller), ``payload_ratio`` the same for the tensors
+    alone, ``speedup`` = its median latency / this one (> 1 is faster),
+    ``accuracy_drop`` in points (percent). Latency is timed round-robin:
+    ``warmup`` calls of each model, then ``repeat`` rounds in which every model
+    runs once. With ``timing=False`` the latency columns are None (no timing at all).
+    :func:`format_table` prints the rows.
 
     Returns:
-        Dicts with ``name, accuracy, size, tensor_bytes, size_ratio, accuracy_drop,
-        latency_ms, p95_ms, speedup, batch, threads``.
+        Dicts with ``name, accuracy, size, tensor_bytes, size_ratio, payload_ratio,
+        accuracy_drop, latency_ms, p95_ms, speedup, batch, threads``.
 
     Example:
         >>> from torch import nn
@@ -120,17 +132,65 @@ def compare(models: dict, X: torch.Tensor, y: torch.Tensor, batch: int = 256, *,
     if not isinstance(models, dict) or not models:
         raise ValueError(f"models must be a non-empty dict of name -> nn.Module; got {type(models).__name__}")
     check_int("batch", batch, low=1)
+    check_int("repeat", repeat, low=1)
+    check_int("warmup", warmup, low=0)
+    times = _round_robin(models, X[:batch], repeat, warmup) if timing else {}
     rows = []
     for name, model in models.items():
         row = {"name": name, "accuracy": evaluate(model, X, y), "size": model_size(model),
                "tensor_bytes": tensor_bytes(model), "latency_ms": None, "p95_ms": None,
                "batch": min(batch, len(X)), "threads": torch.get_num_threads()}
         if timing:
-            t = latency(model, X[:batch], repeat=repeat, warmup=warmup)
-            row["latency_ms"], row["p95_ms"] = t["median_ms"], t["p95_ms"]
+            row["latency_ms"], row["p95_ms"] = statistics.median(times[name]), float(np.percentile(times[name], 95))
         base = rows[0] if rows else row
         row["size_ratio"] = base["size"] / row["size"]
+        row["payload_ratio"] = base["tensor_bytes"] / row["tensor_bytes"]
         row["accuracy_drop"] = 100 * (base["accuracy"] - row["accuracy"])
         row["speedup"] = None if row["latency_ms"] is None else base["latency_ms"] / row["latency_ms"]
         rows.append(row)
     return rows
+
+
+#: How :func:`format_table` shows a column of :func:`compare`'s rows: (header, format).
+FORMATS = {"name": ("model", "s"), "accuracy": ("accuracy", ".2%"), "accuracy_drop": ("drop (pt)", "+.2f"),
+           "size": ("size", format_bytes), "tensor_bytes": ("payload", format_bytes),
+           "size_ratio": ("× smaller", ".2f"), "payload_ratio": ("payload ×", ".2f"),
+           "latency_ms": ("ms", ".2f"), "p95_ms": ("p95 ms", ".2f"), "speedup": ("× faster", ".2f"),
+           "batch": ("batch", "d"), "threads": ("threads", "d")}
+COLUMNS = ("name", "accuracy", "accuracy_drop", "size", "size_ratio", "latency_ms", "speedup")
+
+
+def format_table(rows: list[dict], columns=COLUMNS) -> str:
+    """Rows of dicts (such as :func:`compare`'s) as an aligned text table: header, rule, one line per row.
+
+    A column is a key (header and format from :data:`FORMATS`, else the key and
+    ``str``) or a ``(key, header, format)`` triple; a format is a format spec
+    (``".2f"``) or a function of the value. Text is left-aligned, numbers (however formatted) right;
+    a None value prints as ``-``.
+
+    Example:
+        >>> rows = [{"name": "fp32", "accuracy": 0.98, "size": 40000},
+        ...         {"name": "int8", "accuracy": 0.975, "size": 10500}]
+        >>> print(format_table(rows, ["name", "accuracy", "size", ("size", "bytes", "d")]))
+        model  accuracy      size  bytes
+        --------------------------------
+        fp32     98.00%  39.1 KiB  40000
+        int8     97.50%  10.3 KiB  10500
+    """
+    specs = [c if isinstance(c, tuple) else (c, *FORMATS.get(c, (c, str))) for c in columns]
+
+    def cell(value, fmt) -> str:
+        if value is None:
+            return "-"
+        return fmt(value) if callable(fmt) else format(value, fmt)
+
+    table = [[cell(row.get(key), fmt) for key, _, fmt in specs] for row in rows]
+    numeric = [all(isinstance(row.get(key), (int, float)) or row.get(key) is None for row in rows)
+               for key, _, _ in specs]
+    widths = [max([len(h)] + [len(line[i]) for line in table]) for i, (_, h, _) in enumerate(specs)]
+
+    def line(cells) -> str:
+        return "  ".join(c.rjust(w) if num else c.ljust(w) for c, w, num in zip(cells, widths, numeric)).rstrip()
+
+    head = line([h for _, h, _ in specs])
+    return "\n".join([head, "-" * len(head)] + [line(cells) for cells in table])

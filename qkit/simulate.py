@@ -17,8 +17,9 @@ import torch
 from torch import nn
 
 from qkit._checks import check_int
+from qkit.graph import fold_batchnorm
 from qkit.observers import OBSERVERS
-from qkit.qparams import choose_qparams, tensor_range
+from qkit.qparams import weight_qparams
 from qkit.quant import fake_quantize
 
 ACTIVATIONS = (nn.ReLU, nn.ReLU6)
@@ -53,17 +54,13 @@ def simulate(model: nn.Module, bits: int, calibration: torch.Tensor | None = Non
     if observer not in OBSERVERS:
         raise ValueError(f"unknown observer {observer!r}; choose one of {sorted(OBSERVERS)}")
     try:  # fold BatchNorm first, as qkit.ptq.convert does: folding changes the weights' ranges
-        from qkit.ptq.fold import fold_batchnorm
-
         sim = fold_batchnorm(model)
     except ValueError:  # not traceable: simulate the unfolded copy
         sim = copy.deepcopy(model).eval()
     for module in sim.modules():
         if isinstance(module, (nn.Conv2d, nn.Linear)):
-            w = module.weight
-            flat = w.reshape(w.shape[0], -1)
-            qp = choose_qparams(*tensor_range(flat, axis=0), bits, scheme="scale", narrow=True, axis=0)
-            module.weight.copy_(fake_quantize(w, qp))
+            qp = weight_qparams(module.weight, bits, narrow=True)  # per output channel, symmetric
+            module.weight.copy_(fake_quantize(module.weight, qp))
     if calibration is None:
         return sim
     acts = [m for m in sim.modules() if isinstance(m, ACTIVATIONS)]

@@ -28,7 +28,9 @@ def assert_friendly_on_bad_code(q, monkeypatch) -> None:
         fb = q.grade(fn)
         assert fb.ok is None and "not attempted yet" in fb.message
     fb = q.grade(raises)
-    assert fb.ok is False and "KeyError: 'no such thing'" in fb.message and "\n" not in str(fb)
+    assert fb.ok is False and "\n" not in str(fb)
+    assert fb.message.startswith("your function raised KeyError: 'no such thing' (line "), fb
+    assert len(str(fb)) <= 200 and "tensor(" not in fb.message, fb  # inputs by shape, not listed
     assert "did you forget `return`" in q.grade(forgets_return).message
     assert "expects your function" in q.grade(1.5).message
 
@@ -60,3 +62,22 @@ def assert_each_mistake_diagnosed(q, pieces, repeat: int = 5) -> None:
         for _ in range(repeat):
             fb = q.grade(mistake.fn)
             assert fb.ok is False and fb.message == mistake.message, (mistake.message, fb)
+
+
+def assert_hint_points_the_way(q) -> None:
+    """A hint names the function or the idea and the pitfall; it writes no code (the solution does).
+
+    "No code" is checked as: no call written out (a name or bracket right before "("), and no
+    line of the solution's body in the hint.
+    """
+    import inspect
+    import re
+
+    hint = " ".join(q.hint_text.split())
+    call = re.search(r"[\w\])]\(", hint)
+    assert call is None, f"{q.name}'s hint writes a call ({hint[max(call.start() - 20, 0):call.end() + 20]!r})"
+    body = inspect.getsource(q.solution_fn).split(":\n", 1)[-1]
+    for line in body.splitlines():
+        code = " ".join(line.split("#")[0].split())
+        if len(code) > 12 and not code.startswith(('"""', "return")):
+            assert code not in hint, f"{q.name}'s hint gives the solution's line {code!r}"

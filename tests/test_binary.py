@@ -10,6 +10,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from hypothesis_profiles import examples
+
 import qkit
 
 pytestmark = pytest.mark.lesson01
@@ -24,7 +26,7 @@ def _np(x):
     return x.astype(np.float64)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(x=arrays)
 def test_binarize(x):
     q, qp = qkit.binarize(torch.from_numpy(x))
@@ -40,7 +42,7 @@ def test_binarize(x):
     assert torch.equal(x_hat, qp.scale * q.to(torch.float32))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(x=arrays, scale_off=st.sampled_from([0.9, 1.1, 0.5, 2.0]))
 def test_binary_scale_is_least_squares(x, scale_off):
     assume(np.abs(_np(x)).mean() > 2 * EPS32)  # below that the documented eps floor rules
@@ -53,7 +55,7 @@ def test_binary_scale_is_least_squares(x, scale_off):
     assert best <= other * (1 + 1e-6) + 1e-12
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(x=arrays, delta=st.one_of(st.none(), st.floats(0.0, 1e6)))
 def test_ternarize(x, delta):
     xd = _np(x)

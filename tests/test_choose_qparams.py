@@ -12,6 +12,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hypothesis_profiles import examples
+
 import qkit
 
 pytestmark = pytest.mark.lesson01
@@ -63,7 +65,7 @@ def assert_zero_exact(qp, shape=()):
     assert (qkit.dequantize(q, qp) == 0.0).all()
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(r=ranges(), grid=grids())
 def test_per_tensor_properties(r, grid):
     x_min, x_max = r
@@ -97,7 +99,7 @@ def test_per_tensor_properties(r, grid):
         assert lo_f <= lo + s / 2 + slack
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(data=st.data(), grid=grids(), channels=st.integers(1, 6))
 def test_per_channel_is_per_tensor_channel_by_channel(data, grid, channels):
     bits, scheme, signed, narrow = grid
@@ -120,7 +122,7 @@ def test_per_channel_is_per_tensor_channel_by_channel(data, grid, channels):
     assert_zero_exact(qp, tuple(shape))
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(a=st.one_of(st.just(0.0), st.just(-0.0), bound), grid=grids())
 def test_zero_width_range(a, grid):
     bits, scheme, signed, narrow = grid

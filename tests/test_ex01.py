@@ -10,6 +10,7 @@ import torch
 
 from exercises.ex01_affine import q1, q2, q3, q4, q5
 from exercise_robustness import (assert_catches_in_place_changes, assert_each_mistake_diagnosed,
+                                 assert_hint_points_the_way,
                                  assert_friendly_on_bad_code, assert_stops_slow_code)
 
 pytestmark = pytest.mark.lesson01
@@ -178,3 +179,8 @@ def test_hint_and_solution_show_something(name, capsys):
     q.solution()
     out = capsys.readouterr().out
     assert out.startswith(f"Hint ({name}):") and f"def {q.fn_name}(" in out
+
+
+@pytest.mark.parametrize("name", QUESTIONS)
+def test_hint_points_the_way_without_the_code(name):
+    assert_hint_points_the_way(QUESTIONS[name])

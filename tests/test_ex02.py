@@ -10,6 +10,7 @@ import torch
 import qkit
 from exercises.ex02_tensors import q1, q2, q3, q4, q5
 from exercise_robustness import (assert_catches_in_place_changes, assert_each_mistake_diagnosed,
+                                 assert_hint_points_the_way,
                                  assert_friendly_on_bad_code, assert_stops_slow_code)
 
 pytestmark = pytest.mark.lesson02
@@ -144,13 +145,13 @@ WRONG = {  # (learner code, piece of the expected diagnostic)
            (lambda w, b: torch.max(torch.abs(w)) / (2 ** (b - 1) - 1), "per-tensor"),
            (lambda w, b: _scales64(w, b, 1), "dtype torch.float64"),
            (lambda w, b: w.abs().amax(dim=1) / 127,
-            "for w=tensor([0.7, -0.35, 0.1, …]) (12 values), bits=4")],
+            "for w of shape (4, 3), bits=4: element [0]")],
     "q2": [(_q2_columns, "run down the columns"),
            (_q2_rows_divide, "one scale per row"),
            (_q2_floor64, "not floor or .int()"),
-           (lambda w, b, gs: grouped_float64(w, b, gs).round(), "for w=tensor("),
+           (lambda w, b, gs: grouped_float64(w, b, gs).round(), "for w of shape (4, 8), bits=4, group_size=2:"),
            (lambda w, b, gs: torch.round(grouped_float64(w, b, gs) / grouped_float64(w, b, gs).abs().max()),
-            "for w="),
+            "for w of shape ("),
            (_q2_no_eps, "0 / 0 is NaN"),
            (lambda w, b, gs: grouped_float64(w, b, gs).double(), "dtype torch.float64")],
     "q3": [(lambda x, p: (-percentile_numpy(x, p)[1], percentile_numpy(x, p)[1]), "(-t, t)"),
@@ -164,7 +165,7 @@ WRONG = {  # (learner code, piece of the expected diagnostic)
            (lambda x, p: tuple(float(v) for v in
                                torch.quantile(x.flatten(), torch.tensor([1 - p / 100, p / 100]))),
             "not at a low and a high percentile"),
-           (lambda x, p: percentile_by_sorting(x.clamp(min=0), p), "for x="),
+           (lambda x, p: percentile_by_sorting(x.clamp(min=0), p), "for x of shape (44,), percentile=95.0:"),
            (lambda x, p: torch.quantile(x.abs(), p), "your function raised RuntimeError"),
            (lambda x, p: torch.tensor(percentile_numpy(x, p)), "expected a tuple of 2 (x_min, x_max)"),
            (lambda x, p: tuple(torch.tensor(v) for v in percentile_numpy(x, p)), "return a Python float")],
@@ -281,3 +282,8 @@ def test_hint_and_solution_show_something(name, capsys):
     q.solution()
     out = capsys.readouterr().out
     assert out.startswith(f"Hint ({name}):") and f"def {q.fn_name}(" in out
+
+
+@pytest.mark.parametrize("name", QUESTIONS)
+def test_hint_points_the_way_without_the_code(name):
+    assert_hint_points_the_way(QUESTIONS[name])

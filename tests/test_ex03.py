@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from exercise_robustness import (assert_catches_in_place_changes, assert_each_mistake_diagnosed,
+                                 assert_hint_points_the_way,
                                  assert_friendly_on_bad_code, assert_stops_slow_code)
 
 from exercises.ex03_kernels import q1, q2, q3
@@ -84,3 +85,8 @@ def test_mutating_the_input():
 def test_a_wrong_answer_without_a_known_mistake_names_the_case():
     fb = q3.grade(lambda acc, m, s, z: 0)
     assert fb.ok is False and "for acc=" in fb.message
+
+
+@pytest.mark.parametrize("name", QUESTIONS)
+def test_hint_points_the_way_without_the_code(name):
+    assert_hint_points_the_way(QUESTIONS[name])

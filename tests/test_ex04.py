@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+import re
+
 import pytest
 import torch
 
@@ -109,3 +112,18 @@ def test_a_wrong_answer_without_a_known_mistake_names_the_case():
     assert fb.ok is False and "for n_params=" in fb.message
     fb = q1.grade(lambda w, b, gamma, beta, mean, var, eps: (w, b))
     assert fb.ok is False and "`w_folded`" in fb.message
+
+
+def _code_ngrams(text: str, n: int = 4) -> set:
+    tokens = re.findall(r"\w+|[^\w\s]", text)
+    return {tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)}
+
+
+@pytest.mark.parametrize("name", QUESTIONS)
+def test_the_hint_points_the_way_without_giving_the_code(name):
+    """No run of four code tokens of the solution's body (comments left out) appears in the hint."""
+    q = QUESTIONS[name]
+    body = inspect.getsource(q.solution_fn).split('"""')[-1]
+    code = "\n".join(line.split("#")[0] for line in body.splitlines())
+    shared = _code_ngrams(q.hint_text) & _code_ngrams(code)
+    assert q.hint_text and not shared, f"{name}'s hint repeats the solution's code: {sorted(shared)[:3]}"

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from exercises import core
+from exercises.compare import show
 from exercises.core import Feedback, Mistake, Question
 
 
@@ -250,7 +251,10 @@ def test_ipython_gets_html_and_plain_text(monkeypatch, capsys):
     assert capsys.readouterr().out == ""
     check_bundle, solution_bundle = shown
     assert "MISTAKE-ADD" in check_bundle["text/plain"] and "<div" in check_bundle["text/html"]
-    assert solution_bundle["text/markdown"].startswith("```python\ndef my_scaled(")
+    solution_html = solution_bundle["text/html"]
+    assert solution_html.startswith("<pre") and "white-space: pre;" in solution_html  # no re-wrapping
+    assert "def my_scaled(x: torch.Tensor, k: int)" in solution_html
+    assert solution_bundle["text/plain"].startswith("def my_scaled(")
 
 
 def test_feedback_reprs():
@@ -263,4 +267,60 @@ def test_feedback_reprs():
 def test_long_tensors_are_shown_short():
     big = dataclasses.replace(TOY, edge_cases=[(torch.arange(1000.0), 2)])
     fb = big.grade(lambda x, k: x * k + 1)
-    assert fb.ok is False and len(str(fb)) < 320 and "1000 values" in fb.message
+    assert fb.ok is False and len(str(fb)) < 320 and "for x of shape (1000,), k=2:" in fb.message
+
+
+def test_tensors_are_described_by_their_shape():
+    grid = torch.arange(15, dtype=torch.int8).reshape(3, 5)
+    assert show(grid) == "a (3, 5) int8 tensor [0, 1, 2, …]"
+    assert show(torch.zeros(2, 2)) == "a (2, 2) tensor [0.0, 0.0, 0.0, …]"
+    assert show(torch.tensor([1.0, 2.0])) == "tensor([1.0, 2.0])"  # a few values: the values say it all
+    assert show(torch.tensor(3, dtype=torch.int32)) == "tensor(3) (int32)"
+    flat = dataclasses.replace(TOY, edge_cases=[(torch.ones(3, 5), 2)])
+    fb = flat.grade(lambda x, k: x.reshape(-1) * k)
+    assert fb.message == "for x of shape (3, 5), k=2: your result has shape (15,); expected (3, 5)"
+    fb = flat.grade(lambda x, k: x * k + 0.5)  # unknown wrong values: the case says its shape
+    assert fb.message.startswith("for x of shape (3, 5), k=2: element [0, 0] is 2.5; expected 2.0")
+
+
+WIDE = Question(  # seven arguments, two of them big tensors: what a raising answer must not list
+    "qw", "my_wide", reference=lambda a, b, c, d, e, f, g: a * g, solution_fn=lambda a, b, c, d, e, f, g: a * g,
+    hint_text="", edge_cases=[(torch.linspace(-1, 1, 54).reshape(3, 3, 2, 3), torch.randn(3, 5),
+                               torch.tensor([0.5, -0.25, 0.125]), torch.ones(3), torch.zeros(3), 2.5, 7)],
+)
+
+
+def test_a_raising_answer_is_one_short_line_without_its_arguments():
+    def boom(a, b, c, d, e, f, g):
+        return a.view(7)  # 54 values do not make 7
+
+    fb = WIDE.grade(boom)
+    text = str(fb)
+    assert fb.ok is False and text.startswith("✘ your function raised RuntimeError: ")
+    assert "\n" not in text and len(text) <= 200, text
+    assert "(line " in text  # where in the learner's own code
+    assert "for a of shape (3, 3, 2, 3), b of shape (3, 5)" in text  # shapes, not values
+    assert "-0.25" not in text and "tensor(" not in text and "0.5" not in text
+
+
+def test_a_long_error_message_is_cut():
+    def boom(*args):
+        raise ValueError("why " * 200)
+
+    text = str(WIDE.grade(boom))
+    assert len(text) <= 200 and "ValueError: why why" in text and "…" in text
+
+
+def long_named_solution(first_argument: torch.Tensor,
+                        second: int) -> torch.Tensor:
+    """A model answer whose signature spans two lines."""
+    return first_argument * second
+
+
+def test_solution_renames_and_realigns_the_signature(capsys):
+    for fn_name in ("my_x", "my_much_longer_function_name"):
+        dataclasses.replace(TOY, fn_name=fn_name, solution_fn=long_named_solution).solution()
+        first, second, *rest = capsys.readouterr().out.splitlines()
+        assert first == f"def {fn_name}(first_argument: torch.Tensor,"
+        assert second.index("second") == first.index("first_argument")  # still under the "("
+        assert rest[-1] == "    return first_argument * second"

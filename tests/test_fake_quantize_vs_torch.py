@@ -20,6 +20,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hypothesis_profiles import examples
+
 import qkit
 from qkit import QParams
 
@@ -63,7 +65,7 @@ def _with_grad(x):
     return x.detach().clone().requires_grad_(True)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(data=st.data(), grid=grids(), scale=scales)
 def test_per_tensor_bit_exact_with_torch(data, grid, scale):
     qmin, qmax = grid
@@ -85,7 +87,7 @@ def test_per_tensor_bit_exact_with_torch(data, grid, scale):
     assert torch.equal(ours.detach(), qkit.dequantize(qkit.quantize(x, qp), qp))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(data=st.data(), grid=grids(), ndim=st.sampled_from([1, 2, 4]))
 def test_per_channel_bit_exact_with_torch(data, grid, ndim):
     qmin, qmax = grid

@@ -15,6 +15,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hypothesis_profiles import examples
+
 from qkit.fixedpoint import (
     multiply_by_quantized_multiplier,
     quantize_multiplier,
@@ -132,7 +134,7 @@ def test_spec_rounding_on_hand_examples():
 
 
 # ---------------------------------------------------------------- building blocks
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(pairs=st.lists(st.tuples(int32s, int32s), min_size=1, max_size=30))
 def test_srdhm_matches_reference_and_rounds_half_up(pairs):
     a, b = zip(*pairs)
@@ -144,7 +146,7 @@ def test_srdhm_matches_reference_and_rounds_half_up(pairs):
             assert g == math.floor(Fraction(x * y, 2**31) + Fraction(1, 2))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(xs=st.lists(int32s, min_size=1, max_size=30), exps=st.data())
 def test_rdbpot_matches_reference_and_rounds_half_away(xs, exps):
     e = exps.draw(st.lists(st.integers(0, 31), min_size=len(xs), max_size=len(xs)))
@@ -170,7 +172,7 @@ def test_building_blocks_refuse_bad_inputs():
 
 
 # ---------------------------------------------------------------- multiply_by_quantized_multiplier
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(data=st.data(), m=st.one_of(multipliers, int32s), shift=shifts)
 def test_mbqm_per_tensor_matches_reference(data, m, shift):
     accs = data.draw(st.lists(acc_for(shift), min_size=1, max_size=20))
@@ -185,7 +187,7 @@ def test_mbqm_per_tensor_matches_reference(data, m, shift):
     assert got.tolist() == want
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(data=st.data(), shift=shifts)
 def test_mbqm_refuses_exactly_where_cpp_is_undefined(data, shift):
     acc = data.draw(acc_for(shift))
@@ -212,7 +214,7 @@ def test_mbqm_left_shift_overflow_boundary(acc, shift, ok):
             multiply_by_quantized_multiplier(i32([acc]), 2**30, shift)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(data=st.data(), n=st.integers(1, 4), channels=st.integers(1, 6))
 def test_mbqm_per_channel_matches_reference(data, n, channels):
     ms = data.draw(st.lists(st.one_of(multipliers, int32s), min_size=channels, max_size=channels))
@@ -268,7 +270,7 @@ def check_against_reference(real: float):
     assert got[0] == 0 or 2**30 <= got[0] <= INT32_MAX
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     real=st.one_of(
         st.floats(0.0, 1.0, exclude_min=True, exclude_max=True),
@@ -314,7 +316,7 @@ def test_quantize_multiplier_refuses(real, err, msg):
         quantize_multiplier(real)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(reals=st.lists(st.floats(0.0, 2.0**20), min_size=1, max_size=8), f32=st.booleans())
 def test_quantize_multipliers_per_channel(reals, f32):
     dtype = torch.float32 if f32 else torch.float64
@@ -333,7 +335,7 @@ def test_quantize_multipliers_refuses_integers():
 
 
 # ---------------------------------------------------------------- the meaning
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(data=st.data(), real=st.one_of(st.floats(2.0**-40, 1.0, exclude_max=True), st.floats(1.0, 2.0**12)))
 def test_result_is_within_one_of_the_exact_product(data, real):
     m, s = quantize_multiplier(real)

@@ -13,6 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from hypothesis_profiles import examples
+
 import qkit
 from qkit.groups import fake_quantize_grouped, group_view, quantize_grouped, scale_overhead_bits, ungroup
 from qkit.models import load
@@ -53,7 +55,7 @@ def test_group_view_layout():
     assert torch.equal(col[2], torch.tensor([1.0, 7.0]))
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(80), deadline=None)
 @given(case=weights())
 def test_ungroup_inverts_group_view(case):
     w, g, axis = case
@@ -87,7 +89,7 @@ def test_matches_numpy_reference(g):
     assert torch.equal(ungroup(qkit.dequantize(q, qp), w.shape), got)
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(80), deadline=None)
 @given(case=weights(), bits=st.integers(2, 8), scheme=st.sampled_from(["scale", "affine"]))
 def test_each_group_error_at_most_half_its_step(case, bits, scheme):
     w, g, axis = case
@@ -104,7 +106,7 @@ def matrices(draw):
     return w, g
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(case=matrices(), bits=st.integers(2, 8), scheme=st.sampled_from(["scale", "affine"]))
 def test_nested_groups_never_have_a_larger_step(case, bits, scheme):
     """What is guaranteed: a group inside a larger group (or a channel row) has a range

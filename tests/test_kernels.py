@@ -11,13 +11,15 @@ import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hypothesis_profiles import examples
+
 from qkit import QParams, choose_qparams, dequantize, quantize
 from qkit.fixedpoint import multiply_by_quantized_multiplier, quantize_multipliers
 from qkit.kernels import BACKENDS, fast, int8_conv2d, int8_linear
 
 pytestmark = pytest.mark.lesson03
 
-SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=examples(30), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 zero_points = st.sampled_from([-128, 127, 0]) | st.integers(-128, 127)
 
 
@@ -228,7 +230,7 @@ conv_shapes = st.tuples(st.sampled_from([1, 2, 3]), st.sampled_from([1, 2]), st.
                             st.just(t), st.sampled_from([1, t[0], 2 * t[0]] if t[0] > 1 else [1, 2, 3])))
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**31), shape=conv_shapes, depthwise_or_group=st.booleans(),
        stride=st.sampled_from([1, 2, (1, 2)]), padding=st.sampled_from([0, 1, (2, 0)]),
        dilation=st.sampled_from([1, 2, (2, 1)]), z_x=zero_points, with_bias=st.booleans(),

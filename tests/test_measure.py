@@ -65,8 +65,35 @@ def test_compare_rows_and_ratios():
     assert base["size_ratio"] == 1.0 and base["speedup"] == 1.0 and base["accuracy_drop"] == 0.0
     assert half["size_ratio"] == pytest.approx(base["size"] / half["size"])
     assert half["batch"] == 8 and half["latency_ms"] > 0 and 0 <= half["accuracy"] <= 1
+    assert half["payload_ratio"] == pytest.approx(base["tensor_bytes"] / half["tensor_bytes"])
+    assert base["payload_ratio"] == 1.0
     quick = measure.compare({"fp32": model}, X, y, timing=False)
     assert quick[0]["latency_ms"] is None and quick[0]["speedup"] is None
+
+
+def test_compare_times_round_robin_after_warmup():
+    order, models = [], {}
+    for name in ("a", "b"):
+        models[name] = nn.Linear(4, 2)
+        models[name].register_forward_hook(
+            lambda m, i, o, name=name: order.append(name) if torch.is_inference_mode_enabled() else None)
+    measure.compare(models, torch.randn(6, 4), torch.zeros(6, dtype=torch.long), repeat=3, warmup=2)
+    assert order == ["a", "a", "b", "b"] + ["a", "b"] * 3  # warm-ups, then every model once per round
+
+
+def test_format_table_aligns_compare_rows():
+    rows = [{"name": "fp32", "accuracy": 0.9721, "accuracy_drop": 0.0, "size": 40_760, "size_ratio": 1.0,
+             "latency_ms": 0.5, "speedup": 1.0},
+            {"name": "int8 (all)", "accuracy": 0.975, "accuracy_drop": -0.29, "size": 13_400, "size_ratio": 3.04,
+             "latency_ms": None, "speedup": None}]
+    lines = measure.format_table(rows).splitlines()
+    assert lines[0].split() == ["model", "accuracy", "drop", "(pt)", "size", "×", "smaller", "ms", "×", "faster"]
+    assert set(lines[1]) == {"-"} and len(lines[1]) == len(lines[0])
+    assert lines[2].split() == ["fp32", "97.21%", "+0.00", "39.8", "KiB", "1.00", "0.50", "1.00"]
+    assert lines[3].split() == ["int8", "(all)", "97.50%", "-0.29", "13.1", "KiB", "3.04", "-", "-"]
+    assert len({len(line) for line in lines[:3]}) == 1  # numbers right-aligned under their header
+    custom = measure.format_table(rows, [("name", "variant", "s"), ("size", "bytes", "d")]).splitlines()
+    assert custom[0].split() == ["variant", "bytes"] and custom[3].split() == ["int8", "(all)", "13400"]
 
 
 @pytest.mark.parametrize("call, error", [

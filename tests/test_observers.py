@@ -13,6 +13,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+
+from hypothesis_profiles import examples
 from torch.ao.quantization.observer import MovingAverageMinMaxObserver as TorchMovingAverage
 from torch.ao.quantization.observer import MovingAveragePerChannelMinMaxObserver as TorchMovingAveragePC
 
@@ -66,7 +68,7 @@ def streams(draw):
     return [draw(hnp.arrays(np.float32, (n, c), elements=finite)) for n in sizes]
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(batches=streams(), seed=st.integers(0, 2**16))
 def test_minmax_is_range_of_concatenated_stream_in_any_order(batches, seed):
     whole = np.concatenate(batches)  # (N, C)

@@ -7,6 +7,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hypothesis_profiles import examples
+
 from qkit import widgets
 from qkit.overflow import accumulator_bound, max_safe_k, running_sums, wrap
 
@@ -14,7 +16,7 @@ pytestmark = pytest.mark.lesson03
 
 
 @given(k=st.integers(1, 10**6), xb=st.integers(1, 8), wb=st.integers(1, 8))
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 def test_bound_is_reached_by_the_extreme_operands(k, xb, wb):
     a = 2**xb - 1  # largest q_x - zero_point_x
     q_w = -(2 ** (wb - 1))  # most negative weight on the grid
@@ -30,7 +32,7 @@ def test_max_safe_k_is_the_last_k_that_fits(acc_bits, xb, wb):
 
 
 @given(st.lists(st.integers(-(2**40), 2**40), min_size=1, max_size=50), st.sampled_from([8, 16, 32]))
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(80), deadline=None)
 def test_wrap_matches_fixed_width_integer_arithmetic(values, bits):
     dtype = {8: torch.int8, 16: torch.int16, 32: torch.int32}[bits]
     # numpy-free reference: reduce modulo 2**bits into the signed range by hand

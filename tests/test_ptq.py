@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import functools
-
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from qkit import OBSERVERS, choose_qparams, dequantize, models, ptq, quantize
-from qkit.data import digits
+from qkit import OBSERVERS, choose_qparams, dequantize, graph, models, ptq, quantize
 from qkit.measure import model_size
 from qkit.nn import (DynamicQuantConv2d, DynamicQuantLinear, Float16Conv2d, Float16Linear, QuantConv2d,
-                     QuantLinear, Quantize)
+                     QuantLinear, Quantize, clamp_grid)
 from qkit.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
-from qkit.ptq.modules import QuantAdd, QuantCat, QuantGlobalAvgPool, QuantReLU, clamp_grid, multiply, rescale
+from qkit.ptq.modules import QuantAdd, QuantCat, QuantGlobalAvgPool, QuantReLU, multiply, rescale
 from qkit.train import evaluate
 
 pytestmark = pytest.mark.lesson04
@@ -79,22 +76,20 @@ def _tiny(seed: int = 0) -> nn.Module:
     return _randomize_bn(Tiny(), seed)
 
 
-@functools.lru_cache(maxsize=None)
-def _data():
-    X, y = digits("train")
-    Xt, yt = digits("test")
-    return X[:256], Xt, yt
+@pytest.fixture(scope="module")
+def converted(zoo, calibration, digits_test):
+    """``converted(name)``: the float zoo model, its three conversions and their test accuracies (cached)."""
+    cache = {}
 
+    def get(name: str) -> dict:
+        if name not in cache:
+            out = {"fp32": zoo[name]}
+            for mode in ptq.MODES:
+                out[mode] = ptq.convert(zoo[name], mode, calibration=calibration)
+            cache[name] = {"models": out, "accuracy": {k: evaluate(m, *digits_test) for k, m in out.items()}}
+        return cache[name]
 
-@functools.lru_cache(maxsize=None)
-def _zoo(name: str) -> dict:
-    """The float model, its three conversions and their accuracies on the digits test split."""
-    cal, Xt, yt = _data()
-    model = models.load(name)
-    out = {"fp32": model}
-    for mode in ptq.MODES:
-        out[mode] = ptq.convert(model, mode, calibration=cal)
-    return {"models": out, "accuracy": {k: evaluate(m, Xt, yt) for k, m in out.items()}}
+    return get
 
 
 # -- step 1: BatchNorm folding -------------------------------------------------------------------
@@ -102,20 +97,20 @@ def test_fold_conv_bn_and_bn_as_conv_match_float():
     torch.manual_seed(0)
     conv, bn = nn.Conv2d(3, 5, 3, stride=2, padding=1, groups=1), _randomize_bn(nn.BatchNorm2d(5))
     x = torch.randn(4, 3, 9, 9)
-    torch.testing.assert_close(ptq.fold_conv_bn(conv, bn)(x), bn(conv(x)), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(graph.fold_conv_bn(conv, bn)(x), bn(conv(x)), rtol=1e-5, atol=1e-5)
     lin, bn1 = nn.Linear(6, 4), _randomize_bn(nn.BatchNorm1d(4))
     z = torch.randn(8, 6)
-    torch.testing.assert_close(ptq.fold_conv_bn(lin, bn1)(z), bn1(lin(z)), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(graph.fold_conv_bn(lin, bn1)(z), bn1(lin(z)), rtol=1e-5, atol=1e-5)
     t = torch.randn(2, 5, 3, 3)
-    torch.testing.assert_close(ptq.bn_as_conv(bn)(t), bn(t), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(graph.bn_as_conv(bn)(t), bn(t), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["tiny"] + models.names())
-def test_folded_float_model_equals_original(name):
-    model = _tiny() if name == "tiny" else models.load(name)
-    folded = ptq.fold_batchnorm(model)
+def test_folded_float_model_equals_original(name, zoo, digits_test):
+    model = _tiny() if name == "tiny" else zoo[name]
+    folded = graph.fold_batchnorm(model)
     assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in folded.modules())
-    _, Xt, _ = _data()
+    Xt, _ = digits_test
     with torch.no_grad():
         torch.testing.assert_close(folded(Xt), model(Xt), rtol=1e-5, atol=1e-5)
 
@@ -123,7 +118,7 @@ def test_folded_float_model_equals_original(name):
 def test_fold_refuses_batchnorm_without_running_stats():
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2, track_running_stats=False))
     with pytest.raises(ValueError, match="running statistics"):
-        ptq.fold_batchnorm(model)
+        graph.fold_batchnorm(model)
 
 
 # -- conversion on small models ------------------------------------------------------------------
@@ -189,14 +184,14 @@ def test_ops_without_integer_version_run_as_float_islands():
         assert (q(x) - model(x)).abs().max() < 0.05
 
 
-def test_backends_and_observers():
+def test_backends_and_observers(zoo, calibration, digits_test):
     cal, x = torch.rand(64, 1, 8, 8), torch.rand(8, 1, 8, 8)
     model = _tiny()
     outs = [ptq.convert(model, "int8", calibration=cal, backend=b)(x) for b in ("ref", "fast")]
     assert torch.equal(outs[0], outs[1])  # integer kernels are bit-exact, so the whole model is
-    mlp, (X, Xt, yt) = models.load("mlp"), _data()
+    mlp, (Xt, yt) = zoo["mlp"], digits_test
     for name in OBSERVERS:
-        q = ptq.convert(mlp, "int8", calibration=X, observer=name, per_channel=False, backend="ref")
+        q = ptq.convert(mlp, "int8", calibration=calibration, observer=name, per_channel=False, backend="ref")
         assert evaluate(q, Xt, yt) > 0.95, name
 
 
@@ -342,16 +337,16 @@ def test_integer_add_cat_pool_relu6_within_one_level():
 
 # -- the zoo: accuracy, size, report ---------------------------------------------------------------
 @pytest.mark.parametrize("name", models.names())
-def test_zoo_accuracy_within_budget(name):
-    acc = _zoo(name)["accuracy"]
+def test_zoo_accuracy_within_budget(name, converted):
+    acc = converted(name)["accuracy"]
     assert acc["fp32"] - acc["int8"] <= 0.01, acc  # at most 1 point lost
     assert acc["fp32"] - acc["fp16"] <= 0.005, acc
     assert acc["fp32"] - acc["dynamic"] <= 0.01, acc
 
 
 @pytest.mark.parametrize("name", models.names())
-def test_zoo_report_covers_every_layer_in_integer(name):
-    z = _zoo(name)["models"]
+def test_zoo_report_covers_every_layer_in_integer(name, converted):
+    z = converted(name)["models"]
     layers = [n for n, m in z["fp32"].named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     for mode, runs in (("int8", "int8"), ("fp16", "fp16"), ("dynamic", "dynamic int8")):
         rows = {r.node: r.runs for r in z[mode].ptq_report}
@@ -360,8 +355,8 @@ def test_zoo_report_covers_every_layer_in_integer(name):
 
 
 @pytest.mark.parametrize("name", models.names())
-def test_zoo_sizes(name):
-    z = _zoo(name)["models"]
+def test_zoo_sizes(name, converted):
+    z = converted(name)["models"]
     size = {k: model_size(m) for k, m in z.items()}
     assert size["fp32"] / size["fp16"] >= 1.9 and size["int8"] < size["fp32"] / 2.5, size  # every model
     if size["fp32"] >= BIG_ENOUGH:  # "mlp" (40 KB float32: 3.0x) only misses 3.5x by the fixed overhead

@@ -4,6 +4,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hypothesis_profiles import examples
+
 import qkit
 
 pytestmark = pytest.mark.lesson01
@@ -33,7 +35,7 @@ def test_contract_values(args, kwargs, expected):
     assert all(type(v) is int for v in got)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(bits=st.integers(1, 16), signed=st.booleans(), narrow=st.booleans())
 def test_level_count(bits, signed, narrow):
     if narrow and (not signed or bits < 2):

@@ -6,6 +6,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hypothesis_profiles import examples
+
 import qkit
 from qkit import QParams
 
@@ -49,7 +51,7 @@ def expected_dtype(qmin, qmax):
     return torch.int32
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(qp=qparams(), u=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=50))
 def test_round_trip_error_at_most_half_a_step(qp, u):
     lo, hi = (v.item() for v in qp.float_range)
@@ -65,7 +67,7 @@ def test_round_trip_error_at_most_half_a_step(qp, u):
         reference_quantize(x.numpy(), s, qp.zero_point.item(), qp.qmin, qp.qmax)))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(qp=qparams())
 def test_idempotent_on_the_grid(qp):
     q = torch.arange(qp.qmin, qp.qmax + 1).to(expected_dtype(qp.qmin, qp.qmax))
@@ -99,7 +101,7 @@ def test_output_dtypes_and_values(bits, signed, dtype):
     assert qkit.dequantize(q, qp).dtype == torch.float32
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(qp=qparams(), k=st.floats(1.0, 1e6))
 def test_values_beyond_the_range_clip(qp, k):
     lo, hi = (v.item() for v in qp.float_range)

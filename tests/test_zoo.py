@@ -8,7 +8,6 @@ import torch.fx
 from torch import nn
 
 from qkit import models, train
-from qkit.data import digits
 from qkit.zoo import make
 
 pytestmark = pytest.mark.lesson04
@@ -21,18 +20,13 @@ def _zoo_file(name):
     return resources.files("qkit.zoo").joinpath(f"{name}.pt")
 
 
-@pytest.fixture(scope="module")
-def test_split():
-    return digits("test")
-
-
 def test_names():
     assert models.names() == NAMES
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_pretrained_model_is_accurate_in_eval_mode(name, test_split):
-    Xt, yt = test_split
+def test_pretrained_model_is_accurate_in_eval_mode(name, digits_test):
+    Xt, yt = digits_test
     model = models.load(name)
     assert not any(m.training for m in model.modules())
     with torch.no_grad():
@@ -61,8 +55,8 @@ def test_mlp_keeps_its_keys():  # lessons 01-03 use fc1, relu, fc2
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_untrained_model_differs(name, test_split):
-    Xt, yt = test_split
+def test_untrained_model_differs(name, digits_test):
+    Xt, yt = digits_test
     torch.manual_seed(0)
     fresh, trained = models.load(name, pretrained=False), models.load(name)
     assert not fresh.training

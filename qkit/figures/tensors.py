@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from qkit.viz.base import CLIPPED, GRID, INSIDE, new_figure
+from qkit.viz.base import CLIPPED, INSIDE, new_figure
 
 
 def channel_ranges(weight: torch.Tensor) -> Figure:
@@ -33,12 +33,12 @@ def observer_ranges(acts: torch.Tensor, ends: Mapping[str, float], bins: int = 2
     fig = new_figure(7.5, 3.2)
     ax = fig.add_subplot()
     ax.hist(x, bins=bins, color="#9ecae1", log=True)
-    styles = ["-", "--", "-.", ":", (0, (5, 1))]
-    for (name, end), style in zip(ends.items(), styles):
-        ax.axvline(end, color=CLIPPED if name == "minmax" else GRID, ls=style, lw=1.3,
-                   label=f"{name}: {end:.2f}")
+    colors = [CLIPPED, "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"]  # none is the histogram's blue
+    for i, (name, end) in enumerate(ends.items()):
+        ax.axvline(end, color=colors[i % len(colors)], ls="-" if i < len(colors) else "--", lw=1.6,
+                   label=f"{name}: range ends at {end:.2f}")
     ax.set_xlabel("activation value")
     ax.set_ylabel("count (log scale)")
     ax.set_title("where each observer ends the range", fontsize=10)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, title="observer", title_fontsize=8, framealpha=0.95)
     return fig

@@ -1,4 +1,4 @@
-"""Model hooks on weights: look a layer up by name; evaluate with another weight swapped in.
+"""Model hooks on weights: look a layer up (or replace it) by name; evaluate with another weight swapped in.
 
 "What does accuracy become if this layer's weight were ``w_hat``?" is the
 question of every weight experiment (quantized, pruned, perturbed weights).
@@ -29,6 +29,19 @@ def get_module(model: nn.Module, layer: str) -> nn.Module:
         names = [n for n in modules if n]
         raise ValueError(f"layer must name a module of the model, one of {names}; got {layer!r}")
     return modules[layer]
+
+
+def set_module(model: nn.Module, layer: str, module: nn.Module) -> None:
+    """Put ``module`` in ``model`` (in place) under the dotted name ``layer``, replacing what was there.
+
+    Example:
+        >>> model = nn.Sequential(nn.Linear(4, 8), nn.Sequential(nn.ReLU(), nn.Linear(8, 2)))
+        >>> set_module(model, "1.0", nn.ReLU6())
+        >>> model[1][0]
+        ReLU6()
+    """
+    parent, _, name = layer.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, name, module)
 
 
 @contextmanager

@@ -94,16 +94,37 @@ def _build(q_w2: torch.Tensor, bias, x_qp: QParams, w_qp: QParams, y_qp: QParams
     return Prepared(offset, multiplier, shift, bool((shift <= 0).all()), fused_args, y_qp)
 
 
+def rounding_constants(shift: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(31 + rs, round_up, round_down)`` of the merged rounding (module docstring), int64, for shifts <= 0.
+
+    Example:
+        >>> total_shift, round_up, round_down = rounding_constants(torch.tensor([0, -1, -3]))   # rs = 0, 1, 3
+        >>> total_shift, round_up - (1 << 30), round_up - round_down     # 2**31 · 2**(rs-1); 2**31 if rs > 0
+        (tensor([31, 32, 34]), tensor([         0, 2147483648, 8589934592]), tensor([         0, 2147483648, 2147483648]))
+    """
+    rs = (-shift.long()).clamp(min=0)  # right shift of RoundingDivideByPOT, int64
+    c = torch.where(rs > 0, torch.ones_like(rs) << (rs - 1).clamp(min=0), 0)  # 2**(rs-1), or 0
+    round_up = (1 << 30) + (c << 31)  # int64
+    round_down = round_up - torch.where(rs > 0, 1 << 31, 0)  # int64
+    return 31 + rs, round_up, round_down
+
+
+def rounding_multiply(x: torch.Tensor, multiplier, total_shift, round_up, round_down) -> torch.Tensor:
+    """``multiply_by_quantized_multiplier`` as one multiply, select, add and shift: int64 out (module docstring).
+
+    ``x`` holds int32 values; the constants come from :func:`rounding_constants`
+    and broadcast along ``x``.
+    """
+    a = x.to(torch.int64) * multiplier  # int64, |a| < 2**62
+    return (a + torch.where(a >= -(1 << 30), round_up, round_down)) >> total_shift  # int64
+
+
 def fused_constants(multiplier: torch.Tensor, shift: torch.Tensor, y_qp: QParams) -> tuple:
     """:func:`epilogue`'s constants: multiplier, total shift, round_up, round_down (int64 ``(M,)``)
     and ``(z_y, qmin_y - z_y, qmax_y - z_y)`` (int32 ``(3,)``). For shifts <= 0 only."""
-    rs = (-shift.long()).clamp(min=0)  # (M,) int64 right shift of RoundingDivideByPOT
-    c = torch.where(rs > 0, torch.ones_like(rs) << (rs - 1).clamp(min=0), 0)  # (M,) 2**(rs-1), or 0
-    round_up = (1 << 30) + (c << 31)  # (M,) int64
-    round_down = round_up - torch.where(rs > 0, 1 << 31, 0)  # (M,) int64
     z_y = int(y_qp.zero_point)
     out = torch.tensor([z_y, y_qp.qmin - z_y, y_qp.qmax - z_y], dtype=torch.int32)  # (3,)
-    return multiplier.long(), 31 + rs, round_up, round_down, out
+    return (multiplier.long(), *rounding_constants(shift), out)
 
 
 def _snapshot(qps) -> tuple:
@@ -151,8 +172,7 @@ def epilogue(acc, offset, multiplier, total_shift, round_up, round_down, out):
         >>> epilogue(acc, torch.zeros(1, dtype=torch.int32), *consts)   # 1.5 -> 2, -1.5 -> -2
         tensor([[  3,  -3,   2,  -2, 127]], dtype=torch.int8)
     """
-    a = (acc + offset).to(torch.int64) * multiplier  # (R, M) int64; acc + offset exact (stage 4)
-    r = (a + torch.where(a >= -(1 << 30), round_up, round_down)) >> total_shift  # (R, M) int64
+    r = rounding_multiply(acc + offset, multiplier, total_shift, round_up, round_down)  # (R, M) int64; exact
     r = torch.clamp(r.to(torch.int32), out[1], out[2])  # (R, M) int32, shifted grid bounds
     return (r + out[0]).to(torch.int8)  # (R, M) int8
 
@@ -247,22 +267,27 @@ def int8_linear(q_x, x_qp, q_w, w_qp, bias, y_qp, *, fused: bool = True) -> torc
     return requantize(acc, prepared, fused)  # (N, M) int8
 
 
-def int8_conv2d(q_x, x_qp, q_w, w_qp, bias, y_qp, *, stride=1, padding=0, dilation=1, groups=1,
-                fused: bool = True) -> torch.Tensor:
-    """Fast :func:`qkit.kernels.ref.int8_conv2d`: im2col + ``torch._int_mm`` per group.
+def conv2d_sums(q_x, q_w, z_x: int, *, stride=1, padding=0, dilation=1, groups=1) -> torch.Tensor:
+    """``Σ q_x q_w`` at every output position of an int8 conv2d, border padded with ``z_x``.
 
-    Depthwise convolutions (one input channel per group) skip im2col: they sum
-    ``kH·kW`` shifted int32 products, channels last. Padding uses ``z_x``,
-    so the folded ``offset`` is exact at the border too.
+    Returns int32 ``(N, H_out, W_out, C_out)``, channels last: ``reshape(-1, C_out)``
+    gives a matmul's ``(R, C_out)`` accumulator rows. Padding with ``z_x`` (the
+    integer of 0.0) keeps the folded ``- z_x Σ q_w`` exact at the border.
+    Depthwise convolutions (one input channel per group) sum ``kH·kW`` shifted
+    int32 products; the others are im2col plus one :func:`int8_matmul` per group.
+
+    Example:
+        >>> q_x, q_w = torch.ones(1, 1, 2, 2, dtype=torch.int8), torch.ones(1, 1, 3, 3, dtype=torch.int8)
+        >>> conv2d_sums(q_x, q_w, -3, padding=1).flatten()     # 4 ones and 5 padded -3s each
+        tensor([-11, -11, -11, -11], dtype=torch.int32)
     """
     q_x, q_w, (sh, sw), (ph, pw), (dh, dw), groups, (h_out, w_out) = ref.conv_geometry(
         q_x, q_w, stride, padding, dilation, groups)
     n, c_out, cin_g, kh, kw = q_x.shape[0], q_w.shape[0], q_w.shape[1], q_w.shape[2], q_w.shape[3]
-    prepared = prepare(q_w, w_qp, bias, x_qp, y_qp)
     cout_g, rows = c_out // groups, n * h_out * w_out
     if rows == 0:
-        return torch.empty(n, c_out, h_out, w_out, dtype=torch.int8)
-    xp = F.pad(q_x, (pw, pw, ph, ph), value=int(x_qp.zero_point))  # (N, C_in, Hp, Wp) int8
+        return torch.zeros(n, h_out, w_out, c_out, dtype=torch.int32)
+    xp = F.pad(q_x, (pw, pw, ph, ph), value=z_x)  # (N, C_in, Hp, Wp) int8
     if cin_g == 1:  # depthwise
         xp = xp.permute(0, 2, 3, 1).contiguous()  # (N, Hp, Wp, C_in) int8, channels last
         if cout_g > 1:
@@ -274,15 +299,28 @@ def int8_conv2d(q_x, x_qp, q_w, w_qp, bias, y_qp, *, stride=1, padding=0, dilati
                 tap = xp[:, i * dh: i * dh + sh * (h_out - 1) + 1: sh,
                          j * dw: j * dw + sw * (w_out - 1) + 1: sw]  # (N, H_out, W_out, C_out) int8
                 acc += tap.to(torch.int32) * w[i * kw + j]  # int32, partial sums within stage 4's bound
-        acc = acc.reshape(rows, c_out)  # (R, C_out) int32
-    else:
-        patches = xp.unfold(2, dh * (kh - 1) + 1, sh).unfold(3, dw * (kw - 1) + 1, sw)  # (N, C_in, Ho, Wo, ., .)
-        patches = patches[..., ::dh, ::dw].permute(0, 2, 3, 1, 4, 5)  # (N, Ho, Wo, C_in, kH, kW) view
-        w2 = q_w.contiguous().reshape(c_out, cin_g * kh * kw)  # (C_out, K) int8
-        accs = []
-        for g in range(groups):
-            cols = patches[:, :, :, g * cin_g: (g + 1) * cin_g].reshape(rows, cin_g * kh * kw)  # (R, K) im2col
-            accs.append(int8_matmul(cols, w2[g * cout_g: (g + 1) * cout_g].T))  # (R, C_out/g) int32
-        acc = accs[0] if groups == 1 else torch.cat(accs, dim=1)  # (R, C_out) int32
-    out = requantize(acc, prepared, fused)  # (R, C_out) int8
+        return acc  # (N, Ho, Wo, C_out) int32
+    patches = xp.unfold(2, dh * (kh - 1) + 1, sh).unfold(3, dw * (kw - 1) + 1, sw)  # (N, C_in, Ho, Wo, ., .)
+    patches = patches[..., ::dh, ::dw].permute(0, 2, 3, 1, 4, 5)  # (N, Ho, Wo, C_in, kH, kW) view
+    w2 = q_w.contiguous().reshape(c_out, cin_g * kh * kw)  # (C_out, K) int8
+    accs = []
+    for g in range(groups):
+        cols = patches[:, :, :, g * cin_g: (g + 1) * cin_g].reshape(rows, cin_g * kh * kw)  # (R, K) im2col
+        accs.append(int8_matmul(cols, w2[g * cout_g: (g + 1) * cout_g].T))  # (R, C_out/g) int32
+    acc = accs[0] if groups == 1 else torch.cat(accs, dim=1)  # (R, C_out) int32
+    return acc.reshape(n, h_out, w_out, c_out)  # (N, Ho, Wo, C_out) int32
+
+
+def int8_conv2d(q_x, x_qp, q_w, w_qp, bias, y_qp, *, stride=1, padding=0, dilation=1, groups=1,
+                fused: bool = True) -> torch.Tensor:
+    """Fast :func:`qkit.kernels.ref.int8_conv2d`: :func:`conv2d_sums` (im2col, ``torch._int_mm``), the epilogue."""
+    q_x, q_w, stride, padding, dilation, groups, (h_out, w_out) = ref.conv_geometry(
+        q_x, q_w, stride, padding, dilation, groups)
+    n, c_out = q_x.shape[0], q_w.shape[0]
+    prepared = prepare(q_w, w_qp, bias, x_qp, y_qp)
+    if n * h_out * w_out == 0:
+        return torch.empty(n, c_out, h_out, w_out, dtype=torch.int8)
+    acc = conv2d_sums(q_x, q_w, int(x_qp.zero_point), stride=stride, padding=padding, dilation=dilation,
+                      groups=groups)  # (N, Ho, Wo, C_out) int32
+    out = requantize(acc.reshape(-1, c_out), prepared, fused)  # (R, C_out) int8
     return out.reshape(n, h_out, w_out, c_out).permute(0, 3, 1, 2).contiguous()  # (N, C_out, Ho, Wo)

@@ -10,8 +10,9 @@ Three modes, as in TensorFlow Lite's table of post-training methods (its names):
 Every int8 value means ``x ≈ scale * (q - zero_point)``. Full-integer
 conversion is three steps, each its own module:
 
-1. :mod:`qkit.ptq.fold` — trace with ``torch.fx``, fold BatchNorm into the conv
-   before it (``w' = w·γ/σ``, ``b' = (b - μ)·γ/σ + β``);
+1. :mod:`qkit.graph.fold` (shared with the other techniques) — trace with
+   ``torch.fx``, fold BatchNorm into the conv before it (``w' = w·γ/σ``,
+   ``b' = (b - μ)·γ/σ + β``);
 2. :mod:`qkit.ptq.calibrate` — run the calibration batch, one observer per activation;
 3. :mod:`qkit.ptq.convert` — rewrite the graph: int8 from layer to layer, ReLU
    fused as a clamp, float islands for ops without an integer version.
@@ -36,10 +37,10 @@ import torch  # noqa: F401  (used by the doctest above)
 from torch import nn
 
 from qkit._checks import check_bool
+from qkit.graph import fold_batchnorm
 from qkit.kernels import BACKENDS
 from qkit.ptq.calibrate import check_calibration, observer_factory, record_ranges
 from qkit.ptq.convert import ReportRow, convert_int8
-from qkit.ptq.fold import bn_as_conv, fold_batchnorm, fold_conv_bn
 from qkit.ptq.swap import swap_layers
 
 MODES = ("fp16", "dynamic", "int8")
@@ -109,5 +110,4 @@ def format_report(report) -> str:
     return "\n".join(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]}".rstrip() for r in rows)
 
 
-__all__ = ["MODES", "ReportRow", "bn_as_conv", "convert", "fold_batchnorm", "fold_conv_bn", "format_report",
-           "record_ranges"]
+__all__ = ["MODES", "ReportRow", "convert", "format_report", "record_ranges"]

@@ -25,7 +25,7 @@ Every activation grid is stored once, in the model's ``act_scale`` (float32)
 and ``act_zero_point`` (int32) buffers; each layer's grids are views of them
 and each layer stores ``q_w`` (int8), ``w_scale`` and ``bias`` (float32), so
 ``state_dict()`` is the whole artifact and ``load_state_dict`` restores it.
-The layers' buffers are views of one storage per dtype (:func:`share_storage`):
+The layers' buffers are views of one storage per dtype (:func:`qkit.graph.share_storage`):
 ``torch.save`` writes each storage once, so the file carries one int8 and one
 float32 record for all layers instead of three records per layer.
 """
@@ -40,8 +40,8 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
-from qkit.nn import (Dequantize, DynamicQuantConv2d, DynamicQuantLinear, Float16Conv2d, Float16Linear,
-                     QuantConv2d, QuantLinear, Quantize)
+from qkit.graph.storage import share_storage
+from qkit.nn import Dequantize, QuantConv2d, QuantLinear, Quantize
 from qkit.ptq.calibrate import Calibration
 from qkit.ptq.modules import QuantAdd, QuantCat, QuantGlobalAvgPool, QuantReLU, clamp_grid
 from qkit.qparams import QParams
@@ -263,7 +263,7 @@ class _Builder:
         self.q[out] = (self.call(self.name(n.target), qlayer, q), y_qp)  # a reused layer: one per call
         if act_node is not None:
             self.absorbed.add(act_node)
-        folded = getattr(self.gm, "ptq_folded", {}).get(n.target)
+        folded = getattr(self.gm, "folded_bn", {}).get(n.target)
         op = type(mod).__name__ if folded is None else (
             "BatchNorm2d as 1x1 depthwise Conv2d" if folded == n.target else f"{type(mod).__name__}+BatchNorm")
         self.report.append(ReportRow(n.target, "int8", op + {None: "", "relu": "+ReLU", "relu6": "+ReLU6"}[act]))
@@ -321,57 +321,6 @@ def _store_grids(gm: fx.GraphModule) -> None:
         for attr in GRID_ATTRS.get(type(module), ()):
             value = getattr(module, attr)
             setattr(module, attr, [view(qp) for qp in value] if isinstance(value, list) else view(value))
-
-
-PACKED_LAYERS = (QuantLinear, QuantConv2d, Float16Linear, Float16Conv2d, DynamicQuantLinear, DynamicQuantConv2d)
-_ALIGN = 16  # elements: every layer's slice starts 16-element aligned
-
-
-@torch.no_grad()
-def share_storage(root: nn.Module) -> nn.Module:
-    """Make the buffers of every converted layer views of one storage per dtype (in place; values unchanged).
-
-    ``torch.save`` writes a storage once however many tensors view it, and each
-    storage costs a file record (~250 bytes): on small models the per-layer
-    ``q_w`` / ``w_scale`` / ``bias`` records would eat much of the int8 saving.
-    The keys of ``state_dict()`` do not change; ``load_state_dict`` copies into
-    the views in place, so they stay views (and a layer's ``w_qp.scale`` stays
-    its ``w_scale`` buffer). The views are stable objects, so the fast kernels'
-    cache (keyed on the weight object and its version counter) stays valid; a
-    write to any view bumps the shared version counter, which only makes the
-    cache rebuild.
-
-    Example:
-        >>> from qkit import choose_qparams
-        >>> qp = choose_qparams(-1.0, 1.0)
-        >>> m = share_storage(nn.Sequential(QuantLinear.from_float(nn.Linear(4, 3), qp, qp),
-        ...                                 QuantLinear.from_float(nn.Linear(3, 2), qp, qp)))
-        >>> m[0].q_w.untyped_storage().data_ptr() == m[1].q_w.untyped_storage().data_ptr()
-        True
-    """
-    groups: dict = {}  # dtype -> {id: tensor}, each tensor once
-    slots = []  # (module, buffer name, tensor)
-    for module in root.modules():
-        if isinstance(module, PACKED_LAYERS):
-            for name, t in module._buffers.items():
-                if t is not None:
-                    groups.setdefault(t.dtype, {}).setdefault(id(t), t)
-                    slots.append((module, name, t))
-    views = {}
-    for dtype, tensors in groups.items():
-        sizes = [-(-t.numel() // _ALIGN) * _ALIGN for t in tensors.values()]
-        flat = torch.zeros(sum(sizes), dtype=dtype)
-        offset = 0
-        for (key, t), size in zip(tensors.items(), sizes):
-            views[key] = flat[offset: offset + t.numel()].view(t.shape)
-            views[key].copy_(t)
-            offset += size
-    for module, name, t in slots:
-        module._buffers[name] = views[id(t)]
-        w_qp = getattr(module, "w_qp", None)
-        if w_qp is not None and w_qp.scale is t:  # the kernels read the scale from w_qp: same view
-            module.w_qp = w_qp._replace(scale=views[id(t)])
-    return root
 
 
 def convert_int8(gm: fx.GraphModule, cal: Calibration, *, per_channel: bool = True,

@@ -8,7 +8,8 @@ the real factor ``s_a / s_y`` is a fixed-point ``(multiplier, shift)``
 inference time. The multipliers are derived from the grids on each call (a few
 scalar operations), so the modules stay right if the grids are reloaded.
 
-* ReLU is a clamp at the level of 0.0 (``z``); ReLU6 also clamps at the level of 6.0.
+* ReLU is a clamp at the level of 0.0 (``z``); ReLU6 also clamps at the level of 6.0
+  (:func:`qkit.nn.clamp_grid`, the same clamp a conv/linear fuses in).
 * Add is TFLite's integer add: both inputs are shifted left by 20 bits, scaled
   onto a common grid (``2 max(s_a, s_b)``), summed, and requantized onto ``y``.
 * Concatenation requantizes each input onto the output grid (unchanged if it is
@@ -23,8 +24,10 @@ import torch
 from torch import nn
 
 from qkit.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
+from qkit.kernels.fast import rounding_constants, rounding_multiply
+from qkit.nn import clamp_grid
 from qkit.qparams import QParams
-from qkit.quant import quantize
+from qkit.quant import quantize  # noqa: F401  (the doctests use it)
 
 ADD_LEFT_SHIFT = 20  # TFLite's headroom for the integer add: |q - z| <= 255 << 20 < 2**31
 
@@ -33,8 +36,9 @@ def multiply(x: torch.Tensor, multiplier: int, shift: int) -> torch.Tensor:
     """``multiply_by_quantized_multiplier(x, multiplier, shift)`` in one int64 pass (same bits), int64 out.
 
     For ``shift <= 0`` the two roundings of TFLite's reference merge into one
-    add and one shift (derived in :mod:`qkit.kernels.fast`); ``x`` must hold
-    int32 values. ``shift > 0`` takes the reference path.
+    add and one shift (:func:`qkit.kernels.fast.rounding_multiply`, derived in
+    :mod:`qkit.kernels.fast`); ``x`` must hold int32 values. ``shift > 0``
+    takes the reference path.
 
     Example:
         >>> x = torch.arange(-1000, 1000, 7)
@@ -44,29 +48,7 @@ def multiply(x: torch.Tensor, multiplier: int, shift: int) -> torch.Tensor:
     """
     if shift > 0:
         return multiply_by_quantized_multiplier(x, multiplier, shift).long()
-    rs = -shift
-    round_up = (1 << 30) + ((1 << (rs - 1)) << 31 if rs > 0 else 0)
-    round_down = round_up - (1 << 31 if rs > 0 else 0)
-    a = x.long() * multiplier  # int64, |a| < 2**62
-    return (a + torch.where(a >= -(1 << 30), round_up, round_down)) >> (31 + rs)
-
-
-def clamp_grid(qp: QParams, activation: str | None) -> QParams:
-    """The output grid with ReLU (``qmin = z``) or ReLU6 (also ``qmax = level of 6.0``) folded in.
-
-    Example:
-        >>> from qkit import choose_qparams
-        >>> qp = clamp_grid(choose_qparams(-2.0, 8.0), "relu6")   # scale 10/255, z = -77
-        >>> qp.qmin, qp.qmax, int(qp.zero_point)
-        (-77, 76, -77)
-    """
-    if activation is None:
-        return qp
-    low = max(qp.qmin, int(qp.zero_point))  # ReLU: nothing below the level of 0.0
-    high = qp.qmax
-    if activation == "relu6":
-        high = min(high, int(quantize(torch.tensor(6.0), qp)))  # the level nearest 6.0
-    return qp._replace(qmin=low, qmax=high)
+    return rounding_multiply(x, multiplier, *rounding_constants(torch.tensor(shift)))  # int64
 
 
 def rescale(q: torch.Tensor, x_qp: QParams, y_qp: QParams) -> torch.Tensor:

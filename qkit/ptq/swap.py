@@ -12,9 +12,9 @@ import copy
 import torch.fx as fx
 from torch import nn
 
+from qkit.graph import fold_batchnorm, set_module, share_storage
 from qkit.nn import DynamicQuantConv2d, DynamicQuantLinear, Float16Conv2d, Float16Linear
-from qkit.ptq.convert import ReportRow, share_storage
-from qkit.ptq.fold import fold_batchnorm
+from qkit.ptq.convert import ReportRow
 
 
 def _fold_if_traceable(model: nn.Module) -> tuple[nn.Module, dict]:
@@ -22,7 +22,7 @@ def _fold_if_traceable(model: nn.Module) -> tuple[nn.Module, dict]:
         gm = fold_batchnorm(model)
     except ValueError:  # not traceable (or a BN without statistics): keep the module tree as it is
         return copy.deepcopy(model).eval(), {}
-    return gm, gm.ptq_folded
+    return gm, gm.folded_bn
 
 
 def swap_layers(model: nn.Module, mode: str, *, per_channel: bool = True) -> nn.Module:
@@ -47,8 +47,7 @@ def swap_layers(model: nn.Module, mode: str, *, per_channel: bool = True) -> nn.
                     runs = "dynamic int8"
             except ValueError as err:
                 raise ValueError(f"layer {name!r} ({type(mod).__name__}): {err}") from None
-            parent, _, attr = name.rpartition(".")
-            setattr(out.get_submodule(parent) if parent else out, attr, new)
+            set_module(out, name, new)
             op = type(mod).__name__ + ("" if name not in folded else (
                 "+BatchNorm" if folded[name] != name else " (BatchNorm2d as 1x1 depthwise conv)"))
             report.append(ReportRow(name, runs, op))

@@ -28,6 +28,8 @@ class GranularityPlot:
         ax.set_title("error per channel: per-tensor (grey), your choice (blue)", fontsize=10)
         ax.grid(alpha=0.3)
         self.ax_cost.set_title("SQNR of the tensor, and the scales' cost", fontsize=10)
+        self.ax_cost.text(0.03, 0.96, "above each bar: the extra bits per weight\nthat its float16 scales cost",
+                          transform=self.ax_cost.transAxes, ha="left", va="top", fontsize=7.5)
         self.ax_cost.set_ylabel("SQNR of the whole tensor (dB)")
         self.ax_cost.grid(alpha=0.3, axis="y")
         self.bars, self.costs, self.names = [], [], []
@@ -41,7 +43,7 @@ class GranularityPlot:
         ax.set_xlim(-0.6, len(names) - 0.4)
         ax.set_ylim(min(0.0, tensor_db[0] - 2), tensor_db[1] + 6)
         self.bars = list(ax.bar(range(len(names)), np.zeros(len(names)), color=GRID, width=0.7))
-        self.costs = [ax.text(i, 0, f"+{c:.3g} b/w", ha="center", va="bottom", fontsize=7)
+        self.costs = [ax.text(i, 0, f"+{c:.3g}", ha="center", va="bottom", fontsize=7)
                       for i, c in enumerate(costs)]
         self.names = list(names)
         self.blitter = Blitter(self.fig, [self.base, self.current, *self.bars, *self.costs])
@@ -86,7 +88,8 @@ class CalibrationPlot:
         self.curve = ax.semilogy([], [], color="black", lw=1.2)[0]
         self.others = ax.vlines([], 0, 1, colors=GRID, linestyles=":", lw=1)
         self.chosen = ax.axvline(0, color=CLIPPED, lw=1.5)
-        self.names = [ax.text(0, 0, "", fontsize=7, rotation=90, va="bottom", ha="right") for _ in range(5)]
+        self.names = [ax.text(0, 0, "", fontsize=7, rotation=90, va="bottom", ha="right",
+                              transform=ax.get_xaxis_transform()) for _ in range(5)]
         ax.set_xlabel("clipping threshold t (range [0, t])")
         ax.set_ylabel("quantization MSE")
         ax.set_title("error against threshold", fontsize=10)
@@ -135,11 +138,38 @@ class CalibrationPlot:
         lo_y, hi_y = self.ax_mse.get_ylim()
         self.others.set_segments([[(t, lo_y), (t, hi_y)] for t in marks.values()])
         self.chosen.set_xdata([marks[chosen]] * 2)
-        heights = np.geomspace(lo_y * 1.1, hi_y / 8, 4)  # stagger the names so they never overlap
-        for i, (text, (name, t)) in enumerate(zip(self.names, marks.items())):
-            text.set_position((t, heights[i % 4]))
+        for text, (name, t, y, ha, va) in zip(self.names, self.label_places(thresholds, mse, marks)):
+            text.set_position((t, y))
             text.set_text(name)
+            text.set_ha(ha)
+            text.set_va(va)
 
+    def label_places(self, thresholds: np.ndarray, mse: np.ndarray, marks: Mapping[str, float]):
+        """Where each observer's name goes: beside its line, above or below the curve (never on it).
+
+        The names are vertical; each one is put on the side of the curve (at its
+        threshold) with more room, in axes-fraction heights, and two lines closer
+        than a name's width get their names on opposite sides of the line.
+        """
+        ax = self.ax_mse
+        lo_y, hi_y = (np.log10(v) for v in ax.get_ylim())
+        ok = np.isfinite(mse) & (mse > 0)
+        px_per_x = ax.transData.transform([[1, 1]])[0, 0] - ax.transData.transform([[0, 1]])[0, 0]
+        height_px = ax.get_window_extent().height
+        out, last_x, last_ha = [], -np.inf, "left"
+        for name, t in sorted(marks.items(), key=lambda kv: kv[1]):
+            on_curve = (np.interp(np.log10(t), np.log10(thresholds[ok]), np.log10(mse[ok])) - lo_y) / (hi_y - lo_y)
+            need = (6 + 4.3 * len(name)) / height_px  # a 7-point vertical name, in axes fractions
+            if 1 - on_curve - 0.04 >= need or on_curve < 1 - on_curve:
+                y, va = min(on_curve + 0.04, 1 - need), "bottom"
+            else:
+                y, va = max(on_curve - 0.04, need), "top"
+            x_px = (t - ax.get_xlim()[0]) * px_per_x
+            ha = ("left" if last_ha == "right" else "right") if x_px - last_x < 12 else "right"
+            ha = "left" if x_px < 12 else ha  # no room left of a line at the axis' left edge
+            out.append((name, t, y, ha, va))
+            last_x, last_ha = x_px, ha
+        return out
 
 def sorted_by(values: np.ndarray, key: Sequence[float]) -> np.ndarray:
     """``values`` reordered by ascending ``key`` (e.g. per-channel SQNR by channel range)."""

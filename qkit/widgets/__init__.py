@@ -6,6 +6,21 @@ Every control change runs ``update()``; an invalid combination (say A1 > A2)
 shows the library's error message in the readout instead of a traceback.
 
 In a test, drive a panel exactly as a learner does: ``panel.controls["bits"].value = 4``.
+What the page shows (DOM classes, the ``<style>`` element) is described in ``qkit.widgets.base``.
+
+Where a lesson's UI lives: one module name per lesson, the same in all three
+UI packages (``figures`` = static figures, ``viz`` = the plots a panel moves,
+``widgets`` = the panels with their controls)::
+
+    lesson                          figures/     viz/         widgets/
+    01 affine and scale maps        maps.py      maps.py      maps.py
+    02 quantizing tensors           tensors.py   tensors.py   tensors.py
+    03 int8 kernels                 kernels.py   kernels.py   kernels.py
+    04 post-training quantization   —            ptq.py       ptq.py
+    (shared)                        —            base.py      base.py
+
+A new lesson adds ``<topic>.py`` to the packages it needs and re-exports its
+names here; notebooks use only the package-level names (``qkit.widgets.NumberLinePanel``).
 """
 
 from qkit.widgets.base import Panel
@@ -14,4 +29,5 @@ from qkit.widgets.maps import NumberLinePanel, WeightBitsPanel
 from qkit.widgets.ptq import BitsCliffPanel, CalibrationSizePanel
 from qkit.widgets.tensors import CalibrationPanel, GranularityPanel
 
-__all__ = ["AccumulatorPanel", "BitsCliffPanel", "CalibrationPanel", "CalibrationSizePanel", "GranularityPanel", "NumberLinePanel", "Panel", "WeightBitsPanel"]
+__all__ = ["AccumulatorPanel", "BitsCliffPanel", "CalibrationPanel", "CalibrationSizePanel", "GranularityPanel",
+           "NumberLinePanel", "Panel", "WeightBitsPanel"]

@@ -56,17 +56,24 @@ class AccumulatorPanel(Panel):
         fits = bound <= limit
         got, want = int(wrapped[-1]), int(exact[-1])
         self.overflowed = bool((exact != wrapped).any())
+        offset = exact - wrapped  # (K,) int64: a multiple of 2**acc_bits, changing at every wrap
+        self.wraps = int((offset[1:] != offset[:-1]).sum()) + int(offset[0] != 0)
         verdict = ("<span style='color:#1a7f37'>always fits</span>" if fits else
                    "<span style='color:#b00'>can overflow</span>")
+        register = f"an int{acc_bits} register holds only {-limit - 1:,} … {limit:,}"
         if not self.overflowed:
-            outcome = " — no overflow"
-        elif got == want:
-            outcome = (" — <b style='color:#b00'>wrapped around on the way</b> and back again: the final "
-                       "value happens to be right, but partial sums on the way were not")
+            outcome = f"this sum stays inside ({register}): exact {want:,}, the register agrees — no overflow"
         else:
-            outcome = f" — <b style='color:#b00'>wrapped around, off by {want - got:,}</b>"
-        trial = f"this sum: exact {want:,}, the int{acc_bits} register holds {got:,}{outcome}"
+            times = "once" if self.wraps == 1 else f"{self.wraps:,} times"
+            outcome = (f"this sum reaches {want:,}, but {register}: each time the sum passes one end it "
+                       f"jumps to the other end (here {times}), so ")
+            if got == want:
+                outcome += ("it <b style='color:#b00'>wrapped around on the way</b> and back again: the final "
+                            "value happens to be right, but partial sums on the way were not")
+            else:
+                outcome += (f"it <b style='color:#b00'>wrapped around</b>: at the end the register holds "
+                            f"<b style='color:#b00'>{got:,} instead of {want:,}</b> "
+                            f"(wrong by {abs(want - got):,})")
         return (f"worst case |acc| at K = {k:,}: {bound:,} vs int{acc_bits} max {limit:,} → {verdict}"
                 f" (safe up to K = {safe:,}) &nbsp;·&nbsp; random data: mean {mean:.1f}, "
-                f"std {sigma:,.0f} per product<br>{trial}")
-
+                f"std {sigma:,.0f} per product<br>{outcome}")

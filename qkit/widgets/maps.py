@@ -9,6 +9,7 @@ import torch
 
 from qkit import viz
 from qkit.error import error_split, sqnr_db
+from qkit.graph import swapped_weight
 from qkit.qparams import choose_qparams, tensor_range
 from qkit.quant import fake_quantize
 from qkit.train import evaluate
@@ -81,12 +82,8 @@ class WeightBitsPanel(Panel):
 
     @torch.no_grad()
     def _accuracy(self, weight: torch.Tensor) -> float:
-        original = self.layer.weight.data
-        try:
-            self.layer.weight.data = weight
+        with swapped_weight(self.model, self.layer_name, weight):
             return evaluate(self.model, *self.data)
-        finally:
-            self.layer.weight.data = original
 
     def update(self, bits, scheme) -> str:
         qp = self._qparams(bits, scheme)

@@ -3,6 +3,14 @@
 Converting and evaluating a network takes a fraction of a second, too slow
 for a slider, so both panels compute every setting once when they are built
 (with a progress bar) and a slider move only looks the result up.
+
+Test accuracy counts right answers, so it moves in steps of one test image;
+two int8 models whose grids differ often change no answer at all and show the
+same accuracy. The calibration panel therefore also measures how far each int8
+model's outputs (logits) are from the float model's, as an SQNR in dB
+(:func:`qkit.error.sqnr_db`, lesson 01):
+
+    SQNR = 10·log10(Σ y_float² / Σ (y_int8 − y_float)²)
 """
 
 from __future__ import annotations
@@ -12,9 +20,12 @@ import torch
 from torch import nn
 
 from qkit import viz
+from qkit.error import sqnr_db
 from qkit.simulate import simulate
 from qkit.train import evaluate
 from qkit.widgets.base import Panel, slider, toggle
+
+MEASURES = ("test accuracy", "output SQNR")
 
 
 def _progress(total: int, what: str):
@@ -23,42 +34,110 @@ def _progress(total: int, what: str):
     return tqdm(total=total, desc=what, leave=False)
 
 
+@torch.no_grad()
+def outputs(model: nn.Module, X: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """``model(X)`` in eval mode, in batches (the model's train/eval mode is restored).
+
+    Example:
+        >>> layer = nn.Linear(3, 2)
+        >>> outputs(layer, torch.zeros(5, 3)).shape
+        torch.Size([5, 2])
+    """
+    was_training = model.training
+    model.eval()
+    out = torch.cat([model(X[i: i + batch_size]) for i in range(0, len(X), batch_size)])  # (N, classes)
+    model.train(was_training)
+    return out
+
+
 class CalibrationSizePanel(Panel):
-    """How many calibration images, and which observer, does full-integer PTQ need?"""
+    """How many calibration images, and which observer, does full-integer PTQ need?
+
+    For every (observer, size) it keeps ``acc`` (int8 test accuracy), ``sqnr``
+    (dB of the int8 logits against the float logits on the test set) and
+    ``pred`` (the int8 model's test predictions). The ``measure`` toggle shows
+    either curve; the readout names the observers that tie on accuracy at the
+    chosen size and tells them apart by SQNR.
+
+    Example:
+        >>> from qkit import data, models
+        >>> (X, _), (Xt, yt) = data.digits("train"), data.digits("test")
+        >>> panel = CalibrationSizePanel(models.load("mlp"), X, Xt, yt, sizes=(4, 16), observers=("minmax", "mse"))
+        >>> panel.controls["measure"].value = "output SQNR"
+        >>> panel.sqnr["minmax", 16] != panel.sqnr["mse", 16]
+        True
+    """
 
     def __init__(self, model: nn.Module, X_pool: torch.Tensor, X_test: torch.Tensor, y_test: torch.Tensor,
-                 sizes=(1, 2, 4, 16, 64, 256), observers=("minmax", "percentile", "mse", "entropy")) -> None:
+                 sizes=(1, 4, 16, 64, 256), observers=("minmax", "percentile", "mse", "entropy")) -> None:
         from qkit.ptq import convert  # the conversion machinery is only needed here
 
+        sizes, observers = list(sizes), list(observers)
         if max(sizes) > len(X_pool):
             raise ValueError(f"the calibration pool has {len(X_pool)} images; sizes go up to {max(sizes)}")
-        self.float_acc = evaluate(model, X_test, y_test)
+        self.n_test = len(y_test)
+        float_out = outputs(model, X_test)  # (N, classes)
+        self.float_acc = (float_out.argmax(1) == y_test).sum().item() / self.n_test
         self.acc: dict[tuple[str, int], float] = {}
+        self.sqnr: dict[tuple[str, int], float] = {}
+        self.pred: dict[tuple[str, int], torch.Tensor] = {}
         bar = _progress(len(sizes) * len(observers), "calibrating and converting")
         for obs in observers:
             for n in sizes:
-                int8 = convert(model, "int8", X_pool[:n], observer=obs)
-                self.acc[obs, n] = evaluate(int8, X_test, y_test)
+                out = outputs(convert(model, "int8", X_pool[:n], observer=obs), X_test)  # (N, classes)
+                self.pred[obs, n] = out.argmax(1)  # (N,) int64
+                self.acc[obs, n] = (self.pred[obs, n] == y_test).sum().item() / self.n_test
+                self.sqnr[obs, n] = sqnr_db(float_out, out)
                 bar.update()
         bar.close()
-        curves = {obs: (list(sizes), [100 * self.acc[obs, n] for n in sizes]) for obs in observers}
-        lo = min(min(c[1]) for c in curves.values())
-        self.plot = viz.CurvesPlot(curves, xlabel="calibration images", ylabel="int8 test accuracy (%)",
-                                   title=f"full-integer PTQ (float: {100 * self.float_acc:.1f} %)", logx=True,
-                                   ylim=(min(lo, 100 * self.float_acc) - 2, 100.5))
-        controls = {
-            "size": w.SelectionSlider(options=list(sizes), value=sizes[-1], description="calibration images",
-                                      style={"description_width": "initial"}, layout=w.Layout(width="380px")),
-            "observer": toggle("observer", list(observers), observers[0]),
+        self.observers = observers
+        title = f"full-integer PTQ (float: {100 * self.float_acc:.1f} %)"
+        acc = {obs: (sizes, [100 * self.acc[obs, n] for n in sizes]) for obs in observers}
+        lo = min(min(c[1]) for c in acc.values())
+        db = {obs: (sizes, [self.sqnr[obs, n] for n in sizes]) for obs in observers}
+        finite = [v for _, ys in db.values() for v in ys if abs(v) != float("inf")] or [0.0]
+        self.plots = {
+            "test accuracy": viz.CurvesPlot(acc, xlabel="calibration images", ylabel="int8 test accuracy (%)",
+                                            title=title, logx=True,
+                                            ylim=(min(lo, 100 * self.float_acc) - 2, 100.5)),
+            "output SQNR": viz.CurvesPlot(db, xlabel="calibration images",
+                                          ylabel="output SQNR (dB, higher = closer)",
+                                          title="int8 logits vs float logits on the test set", logx=True,
+                                          ylim=(min(finite) - 3, max(finite) + 3)),
         }
-        super().__init__(controls, self.plot, rows=[["size"], ["observer"]])
+        controls = {
+            "size": w.SelectionSlider(options=sizes, value=sizes[-1], description="calibration images",
+                                      style={"description_width": "initial"}, layout=w.Layout(width="380px")),
+            "observer": toggle("observer", observers, observers[0]),
+            "measure": toggle("measure", list(MEASURES), MEASURES[0]),
+        }
+        super().__init__(controls, self.plots[MEASURES[0]], rows=[["size"], ["observer"], ["measure"]])
 
-    def update(self, size, observer) -> str:
+    def ties(self, observer: str, size: int) -> list[str]:
+        """The other observers with exactly the same int8 test accuracy as ``observer`` at ``size``."""
+        return [o for o in self.observers if o != observer and self.acc[o, size] == self.acc[observer, size]]
+
+    def update(self, size, observer, measure) -> str:
+        if measure not in self.plots:
+            raise ValueError(f"measure must be one of {list(self.plots)}; got {measure!r}")
+        self.plot = self.plots[measure]
         self.plot.update(size, observer)
         self.accuracy = self.acc[observer, size]
         drop = 100 * (self.float_acc - self.accuracy)
-        return (f"<b>{observer}</b> on {size} calibration image{'s' if size > 1 else ''}: int8 test accuracy "
-                f"{100 * self.accuracy:.2f} % (float {100 * self.float_acc:.2f} %, drop {drop:+.2f} points)")
+        db = self.sqnr[observer, size]
+        text = (f"<b>{observer}</b> on {size} calibration image{'s' if size > 1 else ''}: int8 test accuracy "
+                f"{100 * self.accuracy:.2f} % (float {100 * self.float_acc:.2f} %, drop {drop:+.2f} points); "
+                f"outputs {db:.1f} dB from float's (SQNR)")
+        for other in self.ties(observer, size):
+            same = torch.equal(self.pred[other, size], self.pred[observer, size])
+            how = (f"the very same predictions on all {self.n_test} test images" if same
+                   else "the same number of right answers")
+            if self.sqnr[other, size] == db:
+                text += f"<br>{other}: {how}, and the very same outputs"
+            else:
+                text += (f"<br>{other}: {how}, yet other outputs ({self.sqnr[other, size]:.1f} dB): "
+                         "accuracy cannot tell these grids apart, the output SQNR can")
+        return text
 
 
 class BitsCliffPanel(Panel):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import ipywidgets as w
 import numpy as np
 import torch
@@ -11,9 +9,10 @@ import torch
 from qkit import viz
 from qkit.activations import capture, quantized_output
 from qkit.error import error_split, sqnr_db
+from qkit.graph import swapped_weight
 from qkit.groups import fake_quantize_grouped, scale_overhead_bits
 from qkit.observers import OBSERVERS, MSEObserver, PercentileObserver
-from qkit.qparams import choose_qparams, tensor_range
+from qkit.qparams import choose_qparams, weight_qparams
 from qkit.quant import fake_quantize
 from qkit.train import evaluate
 from qkit.viz.tensors import sorted_by
@@ -41,6 +40,8 @@ class GranularityPanel(Panel):
         k = self.weight.shape[1]
         self.group_sizes = [g for g in (8, 16, 32, 64, 128) if g < k and k % g == 0]
         self.order_key = self.weight.abs().amax(dim=1).numpy()  # channel ranges, to sort by
+        self.layer_name = layer
+        self._fakes: dict[tuple, torch.Tensor] = {}  # per panel, so the panel can be freed
         self.plot = viz.GranularityPlot(self.weight.shape[0])
         finest = ("group", self.group_sizes[0]) if self.group_sizes else ("channel", None)
         channel_db = np.concatenate([_channel_sqnr(self.weight, self._fake(2, "tensor", None)),
@@ -58,13 +59,17 @@ class GranularityPanel(Panel):
         }
         super().__init__(controls, self.plot, rows=[["bits", "granularity"], ["group_size"]])
 
-    @lru_cache(maxsize=256)
     def _fake(self, bits: int, granularity: str, group_size: int | None) -> torch.Tensor:
-        w_ = self.weight
-        if granularity == "group":
-            return fake_quantize_grouped(w_, bits, group_size)
-        axis = 0 if granularity == "channel" else None
-        return fake_quantize(w_, choose_qparams(*tensor_range(w_, axis=axis), bits, scheme="scale", axis=axis))
+        """The weight after quantize-dequantize at this setting (cached on the panel)."""
+        key = (bits, granularity, group_size)
+        if key not in self._fakes:
+            w_ = self.weight  # (M, K) float32
+            if granularity == "group":
+                self._fakes[key] = fake_quantize_grouped(w_, bits, group_size)
+            else:
+                qp = weight_qparams(w_, bits, per_channel=granularity == "channel")
+                self._fakes[key] = fake_quantize(w_, qp)  # (M, K) float32
+        return self._fakes[key]
 
     def _options(self, bits: int) -> dict[str, tuple[float, float]]:
         shape, out = tuple(self.weight.shape), {}
@@ -90,12 +95,8 @@ class GranularityPanel(Panel):
                 f"scales cost {cost:.3f} extra bits per weight (float16 scales) → "
                 f"{bits + cost:.3f} bits per weight")
         if self.data:
-            original = self.layer.weight.data
-            try:
-                self.layer.weight.data = w_hat
+            with swapped_weight(self.model, self.layer_name, w_hat):
                 self.accuracy = evaluate(self.model, *self.data)
-            finally:
-                self.layer.weight.data = original
             text += f" &nbsp;·&nbsp; test accuracy {100 * self.accuracy:.1f} %"
         return text
 
@@ -115,6 +116,7 @@ class CalibrationPanel(Panel):
         self.float_acc = evaluate(model, *self.test)
         self.plot = viz.CalibrationPlot()
         self._ranges: dict = {}
+        self._mse_curves: dict = {}  # per panel, so the panel can be freed
         for name in ("mse", "entropy"):  # the slow searches, done once now so sliders stay fast
             for outlier in (False, True):
                 for b in range(2, 9):
@@ -155,12 +157,14 @@ class CalibrationPanel(Panel):
             self._ranges[key] = obs.range(bits, signed=self.signed)
         return self._ranges[key]
 
-    @lru_cache(maxsize=64)
     def _mse_curve(self, bits: int, outlier: bool) -> tuple[np.ndarray, np.ndarray]:
-        obs = MSEObserver().update(self.acts[outlier])
-        top = float(self.acts[outlier].abs().max())
-        t = np.geomspace(top / 200, top, 160)
-        return t, obs.mse_curve(t, bits, signed=self.signed)
+        """Thresholds and the quantization MSE at each (cached on the panel)."""
+        if (bits, outlier) not in self._mse_curves:
+            obs = MSEObserver().update(self.acts[outlier])
+            top = float(self.acts[outlier].abs().max())
+            t = np.geomspace(top / 200, top, 160)
+            self._mse_curves[bits, outlier] = t, obs.mse_curve(t, bits, signed=self.signed)
+        return self._mse_curves[bits, outlier]
 
     def update(self, observer, percentile, bits, outlier) -> str:
         x = self.acts[outlier]

@@ -1,4 +1,4 @@
-"""Step 1 of post-training quantization: trace the model, fold BatchNorm into the conv before it.
+"""BatchNorm folding: trace the model, fold every BatchNorm into the conv (or linear) before it.
 
 In eval mode a BatchNorm is a fixed per-channel affine map of its input ``z``::
 
@@ -10,9 +10,10 @@ one conv with, per output channel ``c``::
     w'[c] = w[c] · γ[c] / σ[c]                       (every weight of filter c)
     b'[c] = (b[c] - μ[c]) · γ[c] / σ[c] + β[c]       (b = 0 for a conv without bias)
 
-So after folding there is nothing left to quantize but convs and linears. The
-arithmetic is done in float64 and rounded once to float32, so the folded model
-matches the original to float32 rounding (~1e-6 relative).
+So after folding there is nothing left to quantize but convs and linears: step 1
+of post-training quantization, and the weights QAT must train (those deployment
+will see). The arithmetic is done in float64 and rounded once to float32, so
+the folded model matches the original to float32 rounding (~1e-6 relative).
 
 A BatchNorm2d that does not follow a conv of its own (say, after a residual
 add) is still a per-channel affine map: it becomes a 1×1 depthwise conv with
@@ -26,22 +27,14 @@ must have running statistics (``track_running_stats=True``).
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.fx as fx
 from torch import nn
 
-
-def trace(model: nn.Module, why: str) -> fx.GraphModule:
-    """``torch.fx.symbolic_trace(model)``, or a ``ValueError`` saying why it failed and what it is needed for."""
-    try:
-        return fx.symbolic_trace(model)
-    except Exception as err:  # noqa: BLE001 - any tracing failure gets the same explanation
-        raise ValueError(
-            f"{why} needs a torch.fx-traceable model, but symbolic tracing of {type(model).__name__} "
-            f"failed: {type(err).__name__}: {err}. Typical causes: Python control flow on tensor "
-            "values (`if x.sum() > 0`), or calls torch.fx cannot follow; keep forward() to module "
-            "calls, +, torch.cat and reshapes"
-        ) from err
+from qkit.graph.trace import trace
+from qkit.graph.weights import set_module
 
 
 def _bn_affine(bn: nn.modules.batchnorm._BatchNorm, where: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -99,17 +92,12 @@ def _copy_layer(layer: nn.Module) -> nn.Module:
                      layer.dilation, layer.groups, bias=True, padding_mode=layer.padding_mode)
 
 
-def _set_module(gm: fx.GraphModule, target: str, module: nn.Module) -> None:
-    parent, _, name = target.rpartition(".")
-    setattr(gm.get_submodule(parent) if parent else gm, name, module)
-
-
 def fold_batchnorm(model: nn.Module) -> fx.GraphModule:
     """Trace a copy of ``model`` (eval mode) and fold every BatchNorm away; the float result is equal.
 
     ``conv → bn`` (and ``linear → BatchNorm1d``) pairs become one layer whose
     output has no other reader; other BatchNorm2d become 1×1 depthwise convs.
-    The returned GraphModule has ``ptq_folded``: ``{layer path: BatchNorm path}``.
+    The returned GraphModule has ``folded_bn``: ``{layer path: BatchNorm path}``.
 
     Raises:
         ValueError: the model cannot be traced, or a BatchNorm has no running statistics.
@@ -117,11 +105,9 @@ def fold_batchnorm(model: nn.Module) -> fx.GraphModule:
     Example:
         >>> model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU()).eval()
         >>> folded = fold_batchnorm(model)
-        >>> [type(m).__name__ for m in folded.children()], folded.ptq_folded
+        >>> [type(m).__name__ for m in folded.children()], folded.folded_bn
         (['Conv2d', 'ReLU'], {'0': '1'})
     """
-    import copy
-
     gm = trace(copy.deepcopy(model).eval(), "folding BatchNorm")
     modules = dict(gm.named_modules())
     calls: dict[str, int] = {}
@@ -138,14 +124,14 @@ def fold_batchnorm(model: nn.Module) -> fx.GraphModule:
         pair_ok = (isinstance(layer, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)) or (
             isinstance(layer, nn.Linear) and isinstance(bn, nn.BatchNorm1d))
         if pair_ok and len(prev.users) == 1 and calls[prev.target] == 1 and calls[node.target] == 1:
-            _set_module(gm, prev.target, fold_conv_bn(layer, bn, where=node.target))
+            set_module(gm, prev.target, fold_conv_bn(layer, bn, where=node.target))
             node.replace_all_uses_with(prev)
             gm.graph.erase_node(node)
             folded[prev.target] = node.target
         elif isinstance(bn, nn.BatchNorm2d) and calls[node.target] == 1:
-            _set_module(gm, node.target, bn_as_conv(bn, where=node.target))
+            set_module(gm, node.target, bn_as_conv(bn, where=node.target))
             folded[node.target] = node.target  # a BatchNorm turned into a conv of its own
     gm.delete_all_unused_submodules()
     gm.recompile()
-    gm.ptq_folded = folded
+    gm.folded_bn = folded
     return gm

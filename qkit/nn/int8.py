@@ -1,0 +1,163 @@
+"""Integer-only layers: int8 in, int8 out; ReLU and ReLU6 are clamps of the output grid.
+
+Equation of every int8 tensor: ``x ≈ scale * (q - zero_point)``; the arithmetic
+is :mod:`qkit.kernels` (``acc = Σ (q_x - z_x) q_w + bias_q`` in int32, then a
+fixed-point requantization onto the output grid).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from qkit import kernels
+from qkit._checks import check_bool
+from qkit.nn.layers import check_weight, conv_geometry, geometry_of
+from qkit.qparams import QParams, choose_qparams, tensor_range, weight_qparams
+from qkit.quant import check_qparams, dequantize, quantize
+
+
+def clamp_grid(qp: QParams, activation: str | None) -> QParams:
+    """The output grid with ReLU (``qmin = z``) or ReLU6 (also ``qmax = level of 6.0``) folded in.
+
+    Example:
+        >>> qp = clamp_grid(choose_qparams(-2.0, 8.0), "relu6")   # scale 10/255, z = -77
+        >>> qp.qmin, qp.qmax, int(qp.zero_point)
+        (-77, 76, -77)
+    """
+    if activation is None:
+        return qp
+    low = max(qp.qmin, int(qp.zero_point))  # ReLU: nothing below the level of 0.0
+    high = qp.qmax
+    if activation == "relu6":
+        high = min(high, int(quantize(torch.tensor(6.0), qp)))  # the level nearest 6.0
+    return qp._replace(qmin=low, qmax=high)
+
+
+def _check_int8_grid(name: str, qp: QParams) -> QParams:
+    check_qparams(qp)
+    if qp.axis is not None or (qp.qmin, qp.qmax) != (-128, 127):
+        raise ValueError(f"{name} must be a per-tensor int8 grid (qmin -128, qmax 127); got {qp}")
+    return qp
+
+
+class Quantize(nn.Module):
+    """float32 -> int8 on the grid ``qp`` (the entry of an integer network).
+
+    Example:
+        >>> qp = choose_qparams(-1.0, 1.0)
+        >>> Quantize(qp)(torch.tensor([-1.0, 0.0, 0.5]))
+        tensor([-128,   -1,   63], dtype=torch.int8)
+    """
+
+    def __init__(self, qp: QParams) -> None:
+        super().__init__()
+        self.qp = _check_int8_grid("qp", qp)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return quantize(x, self.qp)
+
+
+class Dequantize(nn.Module):
+    """int8 on the grid ``qp`` -> float32 (the exit of an integer network)."""
+
+    def __init__(self, qp: QParams) -> None:
+        super().__init__()
+        self.qp = _check_int8_grid("qp", qp)
+
+    def forward(self, q: torch.Tensor) -> torch.Tensor:
+        return dequantize(q, self.qp)
+
+
+class _QuantLayer(nn.Module):
+    """Shared parts: int8 weight + grids as state, int8 -> int8 forward through qkit.kernels."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, x_qp: QParams, y_qp: QParams,
+                 *, per_channel: bool, relu: bool, backend: str) -> None:
+        super().__init__()
+        check_bool("per_channel", per_channel)
+        check_bool("relu", relu)
+        if backend not in kernels.BACKENDS:
+            raise ValueError(f"backend must be one of {kernels.BACKENDS}; got {backend!r}")
+        self.x_qp = _check_int8_grid("x_qp", x_qp)
+        self.y_qp = clamp_grid(_check_int8_grid("y_qp", y_qp), "relu" if relu else None)
+        self.w_qp = weight_qparams(weight, 8, per_channel=per_channel)  # per output channel: axis 0
+        self.register_buffer("q_w", quantize(weight.detach(), self.w_qp).contiguous())  # int8
+        self.register_buffer("bias", None if bias is None else bias.detach().float().clone())
+        self.backend = backend
+
+    def extra_repr(self) -> str:
+        return (f"q_w={tuple(self.q_w.shape)} int8, per_channel={self.w_qp.axis is not None}, "
+                f"x_zero_point={int(self.x_qp.zero_point)}, y_zero_point={int(self.y_qp.zero_point)}, "
+                f"backend={self.backend!r}")
+
+
+class QuantLinear(_QuantLayer):
+    """An ``nn.Linear`` running integer-only: int8 (N, in) -> int8 (N, out).
+
+    Example:
+        >>> _ = torch.manual_seed(0); layer = nn.Linear(16, 4)
+        >>> x = torch.randn(8, 16)
+        >>> x_qp = choose_qparams(*tensor_range(x)); y = layer(x)
+        >>> y_qp = choose_qparams(*tensor_range(y))
+        >>> qlayer = QuantLinear.from_float(layer, x_qp, y_qp, backend="ref")
+        >>> q_y = qlayer(quantize(x, x_qp))
+        >>> q_y.dtype, q_y.shape
+        (torch.int8, torch.Size([8, 4]))
+        >>> steps_off = (dequantize(q_y, y_qp) - y).abs().max() / y_qp.scale   # in output levels
+        >>> bool(steps_off < 4)          # weight and input rounding, then one level of output rounding
+        True
+    """
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, x_qp: QParams, y_qp: QParams, *,
+                 per_channel: bool = True, relu: bool = False, backend: str = "fast") -> None:
+        super().__init__(check_weight(weight, 2, "(out, in)"), bias, x_qp, y_qp, per_channel=per_channel,
+                         relu=relu, backend=backend)
+
+    @classmethod
+    def from_float(cls, linear: nn.Linear, x_qp: QParams, y_qp: QParams, *, per_channel: bool = True,
+                   relu: bool = False, backend: str = "fast") -> QuantLinear:
+        if not isinstance(linear, nn.Linear):
+            raise TypeError(f"expected an nn.Linear; got {type(linear).__name__}")
+        return cls(linear.weight, linear.bias, x_qp, y_qp, per_channel=per_channel, relu=relu,
+                   backend=backend)
+
+    def forward(self, q_x: torch.Tensor) -> torch.Tensor:
+        return kernels.int8_linear(q_x, self.x_qp, self.q_w, self.w_qp, self.bias, self.y_qp,
+                                   backend=self.backend)
+
+
+class QuantConv2d(_QuantLayer):
+    """An ``nn.Conv2d`` running integer-only: int8 (N, C_in, H, W) -> int8 (N, C_out, H', W').
+
+    Built from a float conv (:meth:`from_float`) or directly from a float
+    weight ``(C_out, C_in/groups, kH, kW)`` and the geometry keywords of
+    ``torch.nn.functional.conv2d``.
+
+    Example:
+        >>> _ = torch.manual_seed(0); qp = choose_qparams(-3.0, 3.0)
+        >>> layer = QuantConv2d(torch.randn(4, 2, 3, 3) * 0.1, None, qp, qp, padding=1, backend="ref")
+        >>> layer(torch.zeros(1, 2, 5, 5, dtype=torch.int8)).shape
+        torch.Size([1, 4, 5, 5])
+    """
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, x_qp: QParams, y_qp: QParams, *,
+                 stride=1, padding=0, dilation=1, groups=1, per_channel: bool = True, relu: bool = False,
+                 backend: str = "fast") -> None:
+        geometry = conv_geometry(check_weight(weight, 4, "(C_out, C_in/groups, kH, kW)"), stride, padding,
+                                  dilation, groups)
+        super().__init__(weight, bias, x_qp, y_qp, per_channel=per_channel, relu=relu, backend=backend)
+        self.geometry = geometry
+
+    @classmethod
+    def from_float(cls, conv: nn.Conv2d, x_qp: QParams, y_qp: QParams, *, per_channel: bool = True,
+                   relu: bool = False, backend: str = "fast") -> QuantConv2d:
+        if not isinstance(conv, nn.Conv2d):
+            raise TypeError(f"expected an nn.Conv2d; got {type(conv).__name__}")
+        geometry = conv_geometry(conv.weight, **geometry_of(conv))
+        return cls(conv.weight, conv.bias, x_qp, y_qp, **geometry, per_channel=per_channel, relu=relu,
+                   backend=backend)
+
+    def forward(self, q_x: torch.Tensor) -> torch.Tensor:
+        return kernels.int8_conv2d(q_x, self.x_qp, self.q_w, self.w_qp, self.bias, self.y_qp,
+                                   backend=self.backend, **self.geometry)

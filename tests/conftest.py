@@ -1,0 +1,74 @@
+"""Shared test fixtures: the digits data and the zoo, loaded once per session; hypothesis profiles.
+
+Fixtures (session scope: treat them as read-only, ``copy.deepcopy`` a model before changing it):
+
+* ``digits_train``, ``digits_test``: ``(X, y)`` of ``qkit.data.digits("train")`` / ``("test")``;
+* ``calibration``: the first 256 training images, the lessons' representative batch;
+* ``zoo``: ``zoo["mlp"]`` is ``qkit.models.load("mlp")``, each model loaded on first use.
+
+Exercise tests (``tests/test_exNN.py``): a test that takes a ``question`` argument
+runs once per entry of the module's ``QUESTIONS`` dict (``{"q1": q1, ...}``), with the
+dict key as test id; a ``diagnostics`` argument next to it gets ``DIAGNOSTICS[key]``::
+
+    def test_robustness(question, monkeypatch):
+        assert_friendly_on_bad_code(question, monkeypatch)
+
+Hypothesis: the default profile is hypothesis's own (what CI runs). For a quick
+local loop, ``HYPOTHESIS_PROFILE=quick pytest ...`` loads the ``quick`` profile
+(few examples, no deadline); tests that set ``max_examples`` themselves write
+``max_examples=examples(200)`` (from ``hypothesis_profiles``) so the quick loop shortens them too.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hypothesis_profiles import load_profile
+from qkit import data, models
+
+load_profile()
+
+
+@pytest.fixture(scope="session")
+def digits_train() -> tuple[torch.Tensor, torch.Tensor]:
+    return data.digits("train")
+
+
+@pytest.fixture(scope="session")
+def digits_test() -> tuple[torch.Tensor, torch.Tensor]:
+    return data.digits("test")
+
+
+@pytest.fixture(scope="session")
+def calibration(digits_train) -> torch.Tensor:
+    return digits_train[0][:256]  # (256, 1, 8, 8) float32
+
+
+class _Zoo(dict):
+    """``zoo[name]`` loads ``models.load(name)`` once and keeps it."""
+
+    def __missing__(self, name: str) -> torch.nn.Module:
+        self[name] = models.load(name)
+        return self[name]
+
+
+@pytest.fixture(scope="session")
+def zoo() -> dict:
+    return _Zoo()
+
+
+def pytest_generate_tests(metafunc) -> None:
+    if "question" not in metafunc.fixturenames:
+        return
+    questions = getattr(metafunc.module, "QUESTIONS", None)
+    if not isinstance(questions, dict):
+        raise pytest.UsageError(f"{metafunc.module.__name__}: a test asks for `question` but the module "
+                                "has no QUESTIONS dict ({'q1': q1, ...})")
+    names = list(questions)
+    if "diagnostics" in metafunc.fixturenames:
+        diagnostics = metafunc.module.DIAGNOSTICS
+        metafunc.parametrize(("question", "diagnostics"), [(questions[n], diagnostics[n]) for n in names],
+                             ids=names)
+    else:
+        metafunc.parametrize("question", [questions[n] for n in names], ids=names)
