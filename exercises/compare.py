@@ -68,7 +68,7 @@ def _describe(name: str, v: Any, shapes_only: bool) -> str:
 
 
 def describe_case(names: Sequence[str], args: Sequence[Any], *, shapes_only: bool = False,
-                  limit: int = 110) -> str:
+                  limit: int = 80) -> str:
     """The arguments of one case, short: tensors by their shape (or their few values), others by value.
 
     ``shapes_only`` describes every tensor by its shape; arguments beyond about

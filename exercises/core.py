@@ -84,7 +84,7 @@ def solution_source(fn: Callable[..., Any], new_name: str) -> str:
         >>> from exercises.compare import describe_case
         >>> print("".join(solution_source(describe_case, "my_case").splitlines(keepends=True)[:2]), end="")
         def my_case(names: Sequence[str], args: Sequence[Any], *, shapes_only: bool = False,
-                    limit: int = 110) -> str:
+                    limit: int = 80) -> str:
     """
     try:
         src = textwrap.dedent(inspect.getsource(fn))

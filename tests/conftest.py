@@ -6,6 +6,9 @@ Fixtures (session scope: treat them as read-only, ``copy.deepcopy`` a model befo
 * ``calibration``: the first 256 training images, the lessons' representative batch;
 * ``zoo``: ``zoo["mlp"]`` is ``qkit.models.load("mlp")``, each model loaded on first use.
 
+Lessons: ``-m lesson05`` (any of ``lesson01`` … ``lesson11``) selects one lesson's tests;
+a file ``tests/test_exNN*.py`` is marked ``lessonNN`` without saying so.
+
 Exercise tests (``tests/test_exNN.py``): a test that takes a ``question`` argument
 runs once per entry of the module's ``QUESTIONS`` dict (``{"q1": q1, ...}``), with the
 dict key as test id; a ``diagnostics`` argument next to it gets ``DIAGNOSTICS[key]``::
@@ -21,6 +24,8 @@ local loop, ``HYPOTHESIS_PROFILE=quick pytest ...`` loads the ``quick`` profile
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -28,6 +33,25 @@ from hypothesis_profiles import load_profile
 from qkit import data, models
 
 load_profile()
+
+LESSONS = {f"lesson{n:02d}": title for n, title in enumerate(
+    ["affine and scale maps", "quantizing tensors", "int8 kernels", "post-training quantization",
+     "quantization-aware training", "learned quantization parameters", "partial quantization", "pruning",
+     "knowledge distillation", "neural architecture search", "putting it together"], start=1)}
+
+
+def pytest_configure(config) -> None:
+    known = {line.split(":")[0].strip() for line in config.getini("markers")}  # pyproject.toml's
+    for name, title in LESSONS.items():
+        if name not in known:
+            config.addinivalue_line("markers", f"{name}: tests of lesson {name[-2:]} ({title})")
+
+
+def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        match = re.match(r"test_ex(\d\d)", item.path.name)
+        if match and f"lesson{match[1]}" in LESSONS and not item.get_closest_marker(f"lesson{match[1]}"):
+            item.add_marker(getattr(pytest.mark, f"lesson{match[1]}"))
 
 
 @pytest.fixture(scope="session")

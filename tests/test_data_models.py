@@ -59,12 +59,12 @@ def test_bad_split(bad):
         digits(bad)
 
 
-def test_zoo_names_and_pretrained_mlp_accuracy():
+def test_zoo_names_and_pretrained_mlp_accuracy(digits_test):
     assert "mlp" in models.names()
     assert models.names() == sorted(models.names())
     model = models.load("mlp")
     assert not model.training
-    Xt, yt = digits("test")
+    Xt, yt = digits_test
     acc = train.evaluate(model, Xt, yt)
     assert acc >= 0.95
     # evaluate agrees with accuracy computed directly
@@ -84,18 +84,17 @@ def test_unknown_model(name):
         models.build(name)
 
 
-def _train_small(seed, fit_seed=0, epochs=5):
-    X, y = digits("train")
-    X, y = X[:200], y[:200]
+def _train_small(train_split, seed, fit_seed=0, epochs=5):
+    X, y = train_split[0][:200], train_split[1][:200]
     torch.manual_seed(seed)
     model = models.build("mlp")
     losses = train.fit(model, X, y, epochs=epochs, lr=1e-2, batch_size=32, seed=fit_seed, progress=False)
     return model, losses
 
 
-def test_fit_reduces_loss_and_is_deterministic():
-    m1, l1 = _train_small(seed=0)
-    m2, l2 = _train_small(seed=0)
+def test_fit_reduces_loss_and_is_deterministic(digits_train):
+    m1, l1 = _train_small(digits_train, seed=0)
+    m2, l2 = _train_small(digits_train, seed=0)
     assert len(l1) == 5 and all(np.isfinite(l1))
     assert l1[-1] < 0.5 * l1[0]
     assert l1 == l2
@@ -104,20 +103,20 @@ def test_fit_reduces_loss_and_is_deterministic():
     assert all(torch.equal(s1[k], s2[k]) for k in s1)
     assert not m1.training  # fit leaves the model in eval mode
     # the fit seed matters (batch order), so the equality above is not vacuous
-    m3, _ = _train_small(seed=0, fit_seed=1)
+    m3, _ = _train_small(digits_train, seed=0, fit_seed=1)
     assert not all(torch.equal(s1[k], m3.state_dict()[k]) for k in s1)
 
 
-def test_evaluate_restores_training_mode():
+def test_evaluate_restores_training_mode(digits_test):
     model = models.build("mlp").train()
-    X, y = digits("test")
+    X, y = digits_test
     train.evaluate(model, X[:10], y[:10])
     assert model.training
 
 
-def test_fit_and_evaluate_reject_mismatched_data():
+def test_fit_and_evaluate_reject_mismatched_data(digits_test):
     model = models.build("mlp")
-    X, y = digits("test")
+    X, y = digits_test
     for bad_X, bad_y in [(X[:10], y[:9]), (X[:0], y[:0])]:
         with pytest.raises(ValueError, match="same, non-zero number of samples"):
             train.fit(model, bad_X, bad_y, epochs=1, progress=False)

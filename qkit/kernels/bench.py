@@ -32,6 +32,7 @@ import warnings
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from qkit.kernels import fast, int8_linear
 from qkit.qparams import QParams, choose_qparams, tensor_range, weight_qparams
@@ -137,7 +138,7 @@ def time_linear_backends(sizes, repeat: int = 7, *, backends=BACKENDS, seed: int
     unknown = [b for b in backends if b not in BACKENDS]
     if unknown:
         raise ValueError(f"backends must be names from {BACKENDS}; got {unknown}")
-    bar = _progress_bar(len(sizes) * (repeat + 1), progress)
+    bar = tqdm(total=len(sizes) * (repeat + 1), desc="timing", unit="round", disable=not progress)
     rows, numpy_gops = [], None
     for n, k, m in sizes:
         ops = 2 * n * k * m
@@ -156,36 +157,22 @@ def time_linear_backends(sizes, repeat: int = 7, *, backends=BACKENDS, seed: int
                 if not times[b] or times[b][-1] < slow_limit:
                     times[b].append(_once(b, fn, p, calls[b]))
             bar.update(1)
-        med = {b: min(ts) for b, ts in times.items()}  # best round: load only adds time
-        split = sum(med[b] for b in PARTS) if all(b in med for b in PARTS) else None
-        if "numpy int32" in med:
-            numpy_gops = ops / med["numpy int32"] / 1e9
+        best = {b: min(ts) for b, ts in times.items()}  # best round: load only adds time
+        split = sum(best[b] for b in PARTS) if all(b in best for b in PARTS) else None
+        if "numpy int32" in best:
+            numpy_gops = ops / best["numpy int32"] / 1e9
         elif "numpy int32" in backends and numpy_gops is not None:
-            med["numpy int32"] = ops / numpy_gops / 1e9  # extrapolated from the largest size it ran
-        for b in [b for b in backends if b in med]:
-            sec, epilogue = med[b], b == "fast: epilogue only"
+            best["numpy int32"] = ops / numpy_gops / 1e9  # extrapolated from the largest size it ran
+        for b in [b for b in backends if b in best]:
+            sec, epilogue = best[b], b == "fast: epilogue only"
             rows.append(dict(N=n, K=k, M=m, backend=b, seconds=sec,
                              gops=None if epilogue else ops / sec / 1e9,
-                             speed_vs_fp32=None if epilogue else med["torch fp32"] / sec,
+                             speed_vs_fp32=None if epilogue else best["torch fp32"] / sec,
                              share_of_fast=sec / split if split and b in PARTS else None,
                              runs=len(times.get(b, [])), threads=torch.get_num_threads(),
                              estimated=b not in times))
     bar.close()
     return rows
-
-
-def _progress_bar(total: int, show: bool):
-    if show:
-        from tqdm.auto import tqdm
-
-        return tqdm(total=total, desc="timing", unit="round")
-
-    class _Silent:
-        def update(self, n: int) -> None: ...
-
-        def close(self) -> None: ...
-
-    return _Silent()
 
 
 def format_table(rows, backends=None) -> str:

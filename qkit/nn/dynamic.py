@@ -87,7 +87,7 @@ class DynamicQuantConv2d(DynamicQuantLinear):
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, *, stride=1, padding=0, dilation=1,
                  groups=1, per_channel: bool = True) -> None:
         geometry = conv_geometry(check_weight(weight, 4, "(C_out, C_in/groups, kH, kW)"), stride, padding,
-                                  dilation, groups)
+                                 dilation, groups)
         super().__init__(weight, bias, per_channel=per_channel)
         self.geometry = geometry
 
@@ -95,7 +95,7 @@ class DynamicQuantConv2d(DynamicQuantLinear):
     def from_float(cls, conv: nn.Conv2d, *, per_channel: bool = True) -> DynamicQuantConv2d:
         if not isinstance(conv, nn.Conv2d):
             raise TypeError(f"expected an nn.Conv2d; got {type(conv).__name__}")
-        return cls(conv.weight, conv.bias, **conv_geometry(conv.weight, **geometry_of(conv)),
+        return cls(conv.weight, conv.bias, **geometry_of(conv),
                    per_channel=per_channel)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

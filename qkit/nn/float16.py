@@ -44,7 +44,7 @@ class Float16Conv2d(Float16Linear):
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, *, stride=1, padding=0, dilation=1,
                  groups=1) -> None:
         geometry = conv_geometry(check_weight(weight, 4, "(C_out, C_in/groups, kH, kW)"), stride, padding,
-                                  dilation, groups)
+                                 dilation, groups)
         super().__init__(weight, bias)
         self.geometry = geometry
 
@@ -52,7 +52,7 @@ class Float16Conv2d(Float16Linear):
     def from_float(cls, conv: nn.Conv2d) -> Float16Conv2d:
         if not isinstance(conv, nn.Conv2d):
             raise TypeError(f"expected an nn.Conv2d; got {type(conv).__name__}")
-        return cls(conv.weight, conv.bias, **conv_geometry(conv.weight, **geometry_of(conv)))
+        return cls(conv.weight, conv.bias, **geometry_of(conv))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         bias = None if self.bias is None else self.bias.float()

@@ -41,7 +41,15 @@ def _check_int8_grid(name: str, qp: QParams) -> QParams:
     return qp
 
 
-class Quantize(nn.Module):
+class _OnGrid(nn.Module):
+    """A module that holds one per-tensor int8 grid ``qp``."""
+
+    def __init__(self, qp: QParams) -> None:
+        super().__init__()
+        self.qp = _check_int8_grid("qp", qp)
+
+
+class Quantize(_OnGrid):
     """float32 -> int8 on the grid ``qp`` (the entry of an integer network).
 
     Example:
@@ -50,20 +58,12 @@ class Quantize(nn.Module):
         tensor([-128,   -1,   63], dtype=torch.int8)
     """
 
-    def __init__(self, qp: QParams) -> None:
-        super().__init__()
-        self.qp = _check_int8_grid("qp", qp)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return quantize(x, self.qp)
 
 
-class Dequantize(nn.Module):
+class Dequantize(_OnGrid):
     """int8 on the grid ``qp`` -> float32 (the exit of an integer network)."""
-
-    def __init__(self, qp: QParams) -> None:
-        super().__init__()
-        self.qp = _check_int8_grid("qp", qp)
 
     def forward(self, q: torch.Tensor) -> torch.Tensor:
         return dequantize(q, self.qp)
@@ -145,7 +145,7 @@ class QuantConv2d(_QuantLayer):
                  stride=1, padding=0, dilation=1, groups=1, per_channel: bool = True, relu: bool = False,
                  backend: str = "fast") -> None:
         geometry = conv_geometry(check_weight(weight, 4, "(C_out, C_in/groups, kH, kW)"), stride, padding,
-                                  dilation, groups)
+                                 dilation, groups)
         super().__init__(weight, bias, x_qp, y_qp, per_channel=per_channel, relu=relu, backend=backend)
         self.geometry = geometry
 
@@ -154,8 +154,7 @@ class QuantConv2d(_QuantLayer):
                    relu: bool = False, backend: str = "fast") -> QuantConv2d:
         if not isinstance(conv, nn.Conv2d):
             raise TypeError(f"expected an nn.Conv2d; got {type(conv).__name__}")
-        geometry = conv_geometry(conv.weight, **geometry_of(conv))
-        return cls(conv.weight, conv.bias, x_qp, y_qp, **geometry, per_channel=per_channel, relu=relu,
+        return cls(conv.weight, conv.bias, x_qp, y_qp, **geometry_of(conv), per_channel=per_channel, relu=relu,
                    backend=backend)
 
     def forward(self, q_x: torch.Tensor) -> torch.Tensor:

@@ -19,11 +19,10 @@ def check_weight(weight, dim: int, layout: str) -> torch.Tensor:
     return weight
 
 
-def conv_geometry(weight: torch.Tensor, stride, padding, dilation, groups, padding_mode="zeros") -> dict:
+def conv_geometry(weight: torch.Tensor, stride, padding, dilation, groups) -> dict:
     """Checked conv2d geometry, as ``torch.nn.functional.conv2d`` takes it (pairs and ``groups``)."""
-    if padding_mode != "zeros" or isinstance(padding, str):
-        raise ValueError(f"only numeric zero padding is supported; got padding={padding!r}, "
-                         f"padding_mode={padding_mode!r}")
+    if isinstance(padding, str):
+        raise ValueError(f"only numeric zero padding is supported; got padding={padding!r}")
     groups = check_int("groups", groups, low=1)
     if weight.shape[0] % groups:
         raise ValueError(f"groups={groups} must divide the weight's {weight.shape[0]} output channels")
@@ -32,6 +31,8 @@ def conv_geometry(weight: torch.Tensor, stride, padding, dilation, groups, paddi
 
 
 def geometry_of(conv: nn.Conv2d) -> dict:
-    """The geometry keywords of a float ``nn.Conv2d``, for :func:`conv_geometry`."""
-    return dict(stride=conv.stride, padding=conv.padding, dilation=conv.dilation, groups=conv.groups,
-                padding_mode=conv.padding_mode)
+    """The geometry keywords of a float ``nn.Conv2d`` (zero padding only), for a converted layer's constructor."""
+    if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
+        raise ValueError(f"only numeric zero padding is supported; got padding={conv.padding!r}, "
+                         f"padding_mode={conv.padding_mode!r}")
+    return dict(stride=conv.stride, padding=conv.padding, dilation=conv.dilation, groups=conv.groups)

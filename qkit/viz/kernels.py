@@ -15,7 +15,7 @@ class AccumulatorPlot:
 
     def __init__(self, k_max: int) -> None:
         self.fig = new_figure(9.0, 3.6, layout=None)
-        self.fig.subplots_adjust(left=0.08, right=0.98, top=0.9, bottom=0.15, wspace=0.28)
+        self.fig.subplots_adjust(left=0.08, right=0.98, top=0.89, bottom=0.15, wspace=0.38)
         self.ax_k, self.ax_sum = self.fig.subplots(1, 2)
         ax = self.ax_k
         self.ks = np.unique(np.logspace(0, np.log10(k_max), 200).astype(np.int64))
@@ -37,15 +37,13 @@ class AccumulatorPlot:
         ax.yaxis.set_minor_locator(NullLocator())
         ax.grid(alpha=0.3, which="major")
         ax = self.ax_sum
-        self.exact = ax.plot([], [], color="black", lw=1.2, ms=4, label="exact sum")[0]
-        self.wrapped = ax.plot([], [], color=CLIPPED, lw=1.0, ms=4, label="what the register holds")[0]
+        self.exact = ax.plot([], [], color="black", lw=1.2, ms=4)[0]
+        self.wrapped = ax.plot([], [], color=CLIPPED, lw=1.0, ms=4)[0]
         self.limits = [ax.axhline(0, color=CLIPPED, ls="--", lw=0.8) for _ in range(2)]
-        self.limits[0].set_label("the register's ends")
         ax.set_xlabel("k (products added so far)")
-        ax.set_ylabel("running sum")
+        ax.set_ylabel("running sum: exact (black),\nregister (red, its ends dashed)", fontsize=9)
         ax.xaxis.set_major_formatter(EngFormatter(sep=""))
         ax.grid(alpha=0.3)
-        self.legend = ax.legend(fontsize=7, loc="best", framealpha=0.9)
         self.log_y = None  # symlog when the exact sum runs far past the register's ends
         # the left plot's frame never changes: only its lines and the K marker move;
         # the right plot's limits follow the sum, so it is redrawn whole
@@ -63,9 +61,6 @@ class AccumulatorPlot:
         ax = self.ax_sum
         if log_y:  # the register's whole range gets the middle of the axis, so its wrap is visible
             ax.set_yscale("symlog", linthresh=limit, linscale=3.0)
-            decades = [10**e for e in range(6, 14)]
-            ticks = [-d for d in reversed(decades)] + [-limit, 0, limit - 1] + decades
-            ax.set_yticks(ticks, [_short(t) for t in ticks])
         else:
             ax.set_yscale("linear")
             ax.yaxis.set_major_locator(MaxNLocator(7))
@@ -93,6 +88,10 @@ class AccumulatorPlot:
         hi = max(exact.max(), 0, limit * 1.1 if near else 0)
         if log_y:
             lo, hi = (lo * 2 if lo < -limit else -limit * 1.5), (hi * 2 if hi > limit else limit * 1.5)
+            decades = [10.0**e for e in range(len(str(limit)) + 1, 14)]  # a decade past the register's end
+            ticks = ([-d for d in reversed(decades) if -d > lo] + [-limit, 0, limit - 1]
+                     + [d for d in decades if d < hi])
+            self.ax_sum.set_yticks(ticks, [_short(t) for t in ticks])  # only those in view: fewer to draw
         else:
             pad = 0.05 * (hi - lo) if hi > lo else 1.0
             lo, hi = lo - pad, hi + pad

@@ -63,7 +63,6 @@ class CurvesPlot:
                      for name, c in self.colors.items()}
         self.labels = {name: ax.annotate("", (0, 0), xytext=(0, 0), textcoords="data", fontsize=7.5, color=c,
                                          va="center", zorder=7,
-                                         bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.8),
                                          arrowprops=dict(arrowstyle="-", color=c, lw=0.6, alpha=0.7))
                        for name, c in self.colors.items()}
         self.logx = logx
@@ -91,9 +90,10 @@ class CurvesPlot:
         for name in order:  # bottom-up: each label as close to its value as the one below allows
             below = max(placed.values(), default=-np.inf)
             placed[name] = max(inside[name], below + gap)
-        overflow = max(placed.values()) - (hi - 0.03 * (hi - lo))
-        if overflow > 0:  # pushed past the top: shift all down, keeping the gaps
-            placed = {n: v - overflow for n, v in placed.items()}
+        above = hi - 0.03 * (hi - lo) + gap
+        for name in reversed(order):  # top-down: past the top, push down only as far as needed
+            placed[name] = min(placed[name], above - gap)
+            above = placed[name]
         return {n: float(v) for n, v in placed.items()}
 
     def update(self, x: float, highlight: str | None = None) -> dict[str, float]:

@@ -32,6 +32,7 @@ STYLE = f"""<style>
 .qkit-picture {{ transition: opacity 0.1s; }}
 .qkit-control {{ flex: 0 0 auto !important; flex-wrap: nowrap !important; align-items: center;
   width: auto !important; margin: 2px 28px 2px 0 !important; }}
+.qkit-control > * {{ flex-shrink: 0 !important; }}
 .qkit-control .widget-toggle-buttons {{ width: auto !important; flex-wrap: nowrap !important; }}
 .qkit-control .widget-toggle-buttons > div {{ display: flex; flex-wrap: nowrap; }}
 .qkit-label {{ width: auto !important; margin: 0 8px 0 0 !important; font-weight: 600; }}

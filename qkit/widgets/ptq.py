@@ -15,6 +15,9 @@ model's outputs (logits) are from the float model's, as an SQNR in dB
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import ipywidgets as w
 import torch
 from torch import nn
@@ -32,6 +35,30 @@ def _progress(total: int, what: str):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=what, leave=False)
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run the block on one torch thread, then restore the thread count.
+
+    The zoo's models are tiny and the batches small: a second thread buys little,
+    and on a busy machine its waiting costs more than it saves (the precomputation
+    of these panels ran several times faster on one thread under load).
+
+    Example:
+        >>> before = torch.get_num_threads()
+        >>> with one_thread():
+        ...     torch.get_num_threads()
+        1
+        >>> torch.get_num_threads() == before
+        True
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @torch.no_grad()
@@ -82,13 +109,14 @@ class CalibrationSizePanel(Panel):
         self.sqnr: dict[tuple[str, int], float] = {}
         self.pred: dict[tuple[str, int], torch.Tensor] = {}
         bar = _progress(len(sizes) * len(observers), "calibrating and converting")
-        for obs in observers:
-            for n in sizes:
-                out = outputs(convert(model, "int8", X_pool[:n], observer=obs), X_test)  # (N, classes)
-                self.pred[obs, n] = out.argmax(1)  # (N,) int64
-                self.acc[obs, n] = (self.pred[obs, n] == y_test).sum().item() / self.n_test
-                self.sqnr[obs, n] = sqnr_db(float_out, out)
-                bar.update()
+        with one_thread():
+            for obs in observers:
+                for n in sizes:
+                    out = outputs(convert(model, "int8", X_pool[:n], observer=obs), X_test)  # (N, classes)
+                    self.pred[obs, n] = out.argmax(1)  # (N,) int64
+                    self.acc[obs, n] = (self.pred[obs, n] == y_test).sum().item() / self.n_test
+                    self.sqnr[obs, n] = sqnr_db(float_out, out)
+                    bar.update()
         bar.close()
         self.observers = observers
         title = f"full-integer PTQ (float: {100 * self.float_acc:.1f} %)"
@@ -149,10 +177,11 @@ class BitsCliffPanel(Panel):
         self.float_acc = {name: evaluate(m, X_test, y_test) for name, m in models.items()}
         self.acc: dict[tuple[str, int], float] = {}
         bar = _progress(len(bits) * len(models), "simulating bit-widths")
-        for name, model in models.items():
-            for b in bits:
-                self.acc[name, b] = evaluate(simulate(model, b, X_calib), X_test, y_test)
-                bar.update()
+        with one_thread():
+            for name, model in models.items():
+                for b in bits:
+                    self.acc[name, b] = evaluate(simulate(model, b, X_calib), X_test, y_test)
+                    bar.update()
         bar.close()
         curves = {name: (bits, [100 * self.acc[name, b] for b in bits]) for name in models}
         self.plot = viz.CurvesPlot(curves, xlabel="bits B (weights and activations)",

@@ -58,6 +58,7 @@ def lab(tmp: Path, pythonpath: str | None = None) -> Iterator[str]:
     port = server.free_port()
     cmd = [*jupyter, "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
            "--IdentityProvider.token=", "--ServerApp.password=",
+           "--ServerApp.disable_check_xsrf=True",  # loopback, no token: lets the test DELETE sessions
            f"--ServerApp.root_dir={nb_dir}", f"--LabApp.app_settings_dir={app_settings}",
            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
     if os.geteuid() == 0:
