@@ -56,9 +56,11 @@ def show(v: Any) -> str:
 
 
 def _describe(name: str, v: Any, shapes_only: bool) -> str:
-    """One argument in a case label: ``bits=4``, ``b=tensor([0.5, 1.0])``, ``w of shape (3, 5)``."""
+    """One argument in a case label: ``bits=4``, ``b=tensor([0.5, 1.0])``, ``w of shape (3, 5)`` (``w (3, 5)``)."""
     if isinstance(v, torch.Tensor):
-        if shapes_only or v.dim() != 1 or v.numel() > 3:
+        if shapes_only:
+            return f"{name} {shape_text(v.shape)}"
+        if v.dim() != 1 or v.numel() > 3:
             return f"{name} of shape {shape_text(v.shape)}"
         return f"{name}={show(v)}"
     if isinstance(v, (list, tuple)) and v and all(isinstance(e, torch.Tensor) for e in v):
@@ -71,14 +73,14 @@ def describe_case(names: Sequence[str], args: Sequence[Any], *, shapes_only: boo
                   limit: int = 80) -> str:
     """The arguments of one case, short: tensors by their shape (or their few values), others by value.
 
-    ``shapes_only`` describes every tensor by its shape; arguments beyond about
-    ``limit`` characters are left out (``…``).
+    ``shapes_only`` describes every tensor by its shape alone, tersely; arguments
+    beyond about ``limit`` characters are left out (``…``).
 
     Example:
         >>> describe_case(["w", "b", "bits"], [torch.zeros(3, 5), torch.tensor([0.5, 1.0]), 4])
         'w of shape (3, 5), b=tensor([0.5, 1.0]), bits=4'
         >>> describe_case(["w", "b", "bits"], [torch.zeros(3, 5), torch.zeros(3), 4], shapes_only=True)
-        'w of shape (3, 5), b of shape (3,), bits=4'
+        'w (3, 5), b (3,), bits=4'
     """
     parts = [_describe(n, a, shapes_only) for n, a in zip(names, args)]
     text = ""

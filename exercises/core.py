@@ -249,8 +249,8 @@ class Question:
             return Feedback(None, f"not attempted yet: `{name}` raises NotImplementedError (for {label})")
         except (Exception, SystemExit) as e:  # one short line: the error, then the inputs' shapes
             names = self._arg_names(len(args))
-            return Feedback(False, f"your function raised {exception_text(e, 80)}{learner_line(e, fn)}, "
-                                   f"for {describe_case(names, args, shapes_only=True, limit=50)}")
+            return Feedback(False, f"your function raised {exception_text(e, 70)}{learner_line(e, fn)} "
+                                   f"on inputs {describe_case(names, args, shapes_only=True, limit=60)}")
         names = self._arg_names(len(args))
         for arg, before, after in zip(names, args, given):
             if isinstance(before, torch.Tensor) and not torch.equal(before, after):

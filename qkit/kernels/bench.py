@@ -290,8 +290,8 @@ def headline(rows, seconds: float | None = None, load_before: float | None = Non
         load, cores = cpu_load(), os.cpu_count() or 1
         text += f"\ntimed in {seconds:.0f} s"
         if load is not None and load_before is not None:
-            busy = max(load, load_before) > cores
+            busy = load_before > 1.5 * cores  # this notebook alone adds up to one per thread
             text += (f"; load average {load_before:.1f} before, {load:.1f} after, on {cores} CPUs"
-                     + (" (above the number of CPUs: other programs shared them and disturbed some rounds)"
-                        if busy else ""))
+                     + (" (well above the number of CPUs: other programs shared them and slowed some "
+                        "paths, above all the multi-threaded ones)" if busy else ""))
     return text

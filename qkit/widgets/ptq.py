@@ -103,13 +103,13 @@ class CalibrationSizePanel(Panel):
         if max(sizes) > len(X_pool):
             raise ValueError(f"the calibration pool has {len(X_pool)} images; sizes go up to {max(sizes)}")
         self.n_test = len(y_test)
-        float_out = outputs(model, X_test)  # (N, classes)
-        self.float_acc = (float_out.argmax(1) == y_test).sum().item() / self.n_test
         self.acc: dict[tuple[str, int], float] = {}
         self.sqnr: dict[tuple[str, int], float] = {}
         self.pred: dict[tuple[str, int], torch.Tensor] = {}
         bar = _progress(len(sizes) * len(observers), "calibrating and converting")
         with one_thread():
+            float_out = outputs(model, X_test)  # (N, classes)
+            self.float_acc = (float_out.argmax(1) == y_test).sum().item() / self.n_test
             for obs in observers:
                 for n in sizes:
                     out = outputs(convert(model, "int8", X_pool[:n], observer=obs), X_test)  # (N, classes)
@@ -156,15 +156,28 @@ class CalibrationSizePanel(Panel):
         text = (f"<b>{observer}</b> on {size} calibration image{'s' if size > 1 else ''}: int8 test accuracy "
                 f"{100 * self.accuracy:.2f} % (float {100 * self.float_acc:.2f} %, drop {drop:+.2f} points); "
                 f"outputs {db:.1f} dB from float's (SQNR)")
-        for other in self.ties(observer, size):
-            same = torch.equal(self.pred[other, size], self.pred[observer, size])
-            how = (f"the very same predictions on all {self.n_test} test images" if same
-                   else "the same number of right answers")
-            if self.sqnr[other, size] == db:
-                text += f"<br>{other}: {how}, and the very same outputs"
-            else:
-                text += (f"<br>{other}: {how}, yet other outputs ({self.sqnr[other, size]:.1f} dB): "
-                         "accuracy cannot tell these grids apart, the output SQNR can")
+        return text + self._ties_text(observer, size)
+
+    def _ties_text(self, observer: str, size: int) -> str:
+        """The readout's second line: which observers tie on accuracy here, and what tells them apart."""
+        tied = self.ties(observer, size)
+        if not tied:
+            return ""
+        db = self.sqnr[observer, size]
+        same = [o for o in tied if torch.equal(self.pred[o, size], self.pred[observer, size])]
+        twins = [o for o in tied if self.sqnr[o, size] == db]
+        others = [o for o in tied if o not in twins]
+        text = f"<br>same test accuracy here: {', '.join(tied)}"
+        if same:
+            who = "" if same == tied else f"{', '.join(same)}: "
+            text += f" ({who}the very same predictions on all {self.n_test} test images)"
+        if others:
+            d = next((d for d in (1, 2, 3) if all(f"{self.sqnr[o, size]:.{d}f}" != f"{db:.{d}f}" for o in others)), 4)
+            values = ", ".join(f"{o} {self.sqnr[o, size]:.{d}f}" for o in others)
+            text += (f". Yet the outputs differ: SQNR {values} dB against {db:.{d}f} dB here: accuracy cannot "
+                     "tell these grids apart, the output SQNR can")
+        if twins:
+            text += f". {', '.join(twins)}: the very same outputs as {observer}"
         return text
 
 
@@ -174,10 +187,10 @@ class BitsCliffPanel(Panel):
     def __init__(self, models: dict[str, nn.Module], X_calib: torch.Tensor, X_test: torch.Tensor,
                  y_test: torch.Tensor, bits=range(2, 9)) -> None:
         bits = list(bits)
-        self.float_acc = {name: evaluate(m, X_test, y_test) for name, m in models.items()}
         self.acc: dict[tuple[str, int], float] = {}
         bar = _progress(len(bits) * len(models), "simulating bit-widths")
         with one_thread():
+            self.float_acc = {name: evaluate(m, X_test, y_test) for name, m in models.items()}
             for name, model in models.items():
                 for b in bits:
                     self.acc[name, b] = evaluate(simulate(model, b, X_calib), X_test, y_test)

@@ -148,7 +148,8 @@ def _menu(page, menu: str, item: str) -> None:
 def restart_and_run_all(page, base: str, name: str) -> dict:
     """Clear every output, "Restart Kernel and Run All Cells", wait until every code cell ran.
 
-    Done means: every code cell shows an execution count, the kernel is idle and no
+    Done means: every code cell shows an execution count (a cell with hidden input
+    shows no prompt), the kernel is idle and no
     widget is still loading. Returns the final page state (see ``problems_in``).
 
     Raises:
@@ -165,7 +166,8 @@ def restart_and_run_all(page, base: str, name: str) -> dict:
         state = page.evaluate(_READ)
         problems = problems_in(state)
         assert not problems, f"{name}:\n" + "\n".join(problems)
-        ran = all(re.fullmatch(r"\[\d+\]:", p) for p in state["prompts"])
+        shown = [p for p in state["prompts"] if p]  # a cell whose input is hidden shows no prompt
+        ran = bool(shown) and all(re.fullmatch(r"\[\d+\]:", p) for p in shown)
         if ran and not state["loading"] and _kernel_state(base, name) == "idle":
             return state
         if time.monotonic() > deadline:
