@@ -72,6 +72,7 @@ def test_lesson_in_the_browser(lab_browser, name):
     try:
         notebook.open_notebook(page, base, name)
         notebook.restart_and_run_all(page, base, name)
+        TIMES[f"{lesson} run all"] = time.monotonic() - t0
         page.wait_for_timeout(500)
         notebook.screenshot_notebook(page, SHOTS / f"{lesson}-notebook.png")
         failures = _check_panels(page, lesson)
@@ -79,10 +80,19 @@ def test_lesson_in_the_browser(lab_browser, name):
         state = page.evaluate(notebook._READ)
         failures += notebook.problems_in(state)  # e.g. a traceback from a callback
     finally:
-        TIMES[lesson] = time.monotonic() - t0
+        TIMES[f"{lesson} total"] = time.monotonic() - t0
         page.close()
         notebook.shutdown_kernels(base)
     assert not failures, f"{name} in the browser (screenshots in {SHOTS}):\n  " + "\n  ".join(failures)
+
+
+def _shot(page, panel, path: str, pad: int = 10) -> None:
+    """A screenshot of the panel with a margin of the page around it (what the learner sees)."""
+    panel.scroll_into_view_if_needed()
+    box = panel.bounding_box()
+    clip = {"x": max(0, box["x"] - pad), "y": max(0, box["y"] - pad),
+            "width": box["width"] + 2 * pad, "height": box["height"] + 2 * pad}
+    page.screenshot(path=path, clip=clip)
 
 
 def _check_panels(page, lesson: str) -> list[str]:
@@ -101,25 +111,28 @@ def _check_panels(page, lesson: str) -> list[str]:
         except Exception:
             failures.append(f"{title}: its picture never loaded")
             continue
-        panel.screenshot(path=str(SHOTS / f"{title}-normal.png"))
+        _shot(page, panel, str(SHOTS / f"{title}-normal.png"))
         units = panels.units(panel)
-        if not units:
-            failures.append(f"{title}: no .qkit-control in the panel")
+        if not units or not units[0]["contract"]:
+            failures.append(f"{title}: no .qkit-control in the panel (each labelled control should be one)")
         for u in units:
             failures += [f"{title}: {p}" for p in panels.layout_problems(u)]
         shot = False
         for u in units:
             for what, move in panels.moves(panel, u):
                 before = panels.fingerprint(panel)
-                move()
                 try:
+                    move()
                     panels.wait_changed(page, panel, before, f"{title}: {what}")
                 except AssertionError as e:
                     failures.append(str(e))
                     continue
+                except Exception as e:  # playwright: the control could not be used at all
+                    failures.append(f"{title}: {what}: {str(e).splitlines()[0]}")
+                    continue
                 if not shot:
                     page.wait_for_timeout(200)
-                    panel.screenshot(path=str(SHOTS / f"{title}-moved.png"))
+                    _shot(page, panel, str(SHOTS / f"{title}-moved.png"))
                     shot = True
         labels = {u["label"]: u for u in units}
         if lesson in INVALID and all(s in labels for s in INVALID[lesson]):
@@ -133,7 +146,7 @@ def _check_panels(page, lesson: str) -> list[str]:
 def _check_invalid(page, panel, title: str, lower: dict, upper: dict) -> list[str]:
     """Push the upper slider below the lower one: the page must show ⚠ and a greyed-out picture."""
     def value(u):
-        return float(panel.locator(".qkit-control").nth(u["index"]).locator(".noUi-handle").first
+        return float(panel.locator(f'[data-qkit-unit="{u["index"]}"]').locator(".noUi-handle").first
                      .get_attribute("aria-valuenow"))
     presses = 0
     while value(upper) >= value(lower) and presses < 400:
@@ -148,7 +161,7 @@ def _check_invalid(page, panel, title: str, lower: dict, upper: dict) -> list[st
     except Exception:
         pass
     state = panels.fingerprint(panel)
-    panel.screenshot(path=str(SHOTS / f"{title}-invalid.png"))
+    _shot(page, panel, str(SHOTS / f"{title}-invalid.png"))
     if "⚠" not in (state["readout"] or ""):
         failures.append(f"{what}: the readout shows no ⚠ ({state['readout'][:200]!r})")
     if state["opacity"] is None or state["opacity"] >= 0.5:

@@ -263,6 +263,6 @@ def test_curves_plot_highlight_on_top_and_labels_apart():
 # --- lesson 01's error plot explains its marks ---------------------------------------------------
 
 def test_number_line_error_plot_has_a_legend(number_line):
-    legend = number_line.plot.ax_err.get_legend()
+    legend = number_line.plot.legend  # a figure legend just above the error plot
     texts = [t.get_text() for t in legend.get_texts()]
     assert len(texts) == 3 and any("clipped" in t for t in texts) and any("scale/2" in t for t in texts)

@@ -14,7 +14,8 @@ from matplotlib.patches import Rectangle
 
 from qkit.error import DB_PER_BIT
 from qkit.qparams import QParams
-from qkit.viz.base import CLIPPED, GRID, INSIDE, ZERO, fake_quantize_np, grid_levels, new_figure, png_bytes
+from qkit.viz.base import (CLIPPED, GRID, INSIDE, ZERO, Blitter, fake_quantize_np, grid_levels, new_figure,
+                          png_bytes)
 
 
 class NumberLinePlot:
@@ -44,16 +45,20 @@ class NumberLinePlot:
         self.err_line = ax.plot([], [], color="black", lw=1.0, label="error of each x")[0]
         self.ends = ax.vlines([0, 0], 0, 1, colors=CLIPPED, linestyles="--", lw=0.9,
                               label="grid's ends: clipped beyond")
-        ax.legend(handles=[self.err_line, self.half_step, self.ends], fontsize=7, loc="upper center",
-                  ncol=3, framealpha=0.9)
+        # the legend sits in the gap above the error plot, outside both axes: drawn once, never redrawn
+        top = ax.get_position().y1
+        self.legend = self.fig.legend(handles=[self.err_line, self.half_step, self.ends], fontsize=7, ncol=3,
+                                      loc="lower center", bbox_to_anchor=(0.54, top), frameon=False,
+                                      borderaxespad=0.1)
         ax.axhline(0, color=GRID, lw=0.6)
         ax.set_xlabel("x (float value)")
         ax.set_ylabel("error  x̂ − x")
         ax.tick_params(labelsize=8)
+        self.blitter = Blitter(self.fig, [], live_axes=[self.ax_map, self.ax_err])
 
     def render(self) -> bytes:
-        """PNG of the current state."""
-        return png_bytes(self.fig)
+        """PNG of the current state (both axes follow the range, so they are redrawn whole)."""
+        return self.blitter.render()
 
     def update(self, qp: QParams, a1: float, a2: float) -> dict[str, float]:
         """Redraw for grid ``qp`` chosen for the range ``[a1, a2]``; return the measured errors."""

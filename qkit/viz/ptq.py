@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from matplotlib.collections import LineCollection
+
 from qkit.viz.base import Blitter, new_figure
 
 FADED = 0.3  # alpha of the curves that are not highlighted
@@ -61,12 +63,12 @@ class CurvesPlot:
         self.chosen = ax.plot([], [], "o-", lw=3.2, ms=5, zorder=5)[0]
         self.dots = {name: ax.plot([], [], "o", ms=7, mec="white", mew=0.8, color=c, zorder=6)[0]
                      for name, c in self.colors.items()}
-        self.labels = {name: ax.annotate("", (0, 0), xytext=(0, 0), textcoords="data", fontsize=7.5, color=c,
-                                         va="center", zorder=7,
-                                         arrowprops=dict(arrowstyle="-", color=c, lw=0.6, alpha=0.7))
+        self.labels = {name: ax.text(0, 0, "", fontsize=7.5, color=c, va="center", zorder=7)
                        for name, c in self.colors.items()}
+        self.leaders = ax.add_collection(LineCollection([], colors=list(self.colors.values()), lw=0.6,
+                                                        alpha=0.7, zorder=6))  # value label -> its marker
         self.logx = logx
-        moving = [self.marker, self.chosen, *self.dots.values(), *self.labels.values()]
+        moving = [self.marker, self.leaders, self.chosen, *self.dots.values(), *self.labels.values()]
         self.blitter = Blitter(self.fig, moving)
 
     def render(self) -> bytes:
@@ -102,14 +104,19 @@ class CurvesPlot:
         ys = {name: float(np.interp(x, cx, cy)) for name, (cx, cy) in self.curves.items()}
         for name, dot in self.dots.items():
             dot.set_data([x], [ys[name]])
-            dot.set_zorder(8 if name == highlight else 6)
+        dots = sorted(self.dots, key=lambda n: n == highlight)  # the highlighted marker drawn last, on top
+        self.blitter.moving = [self.marker, self.leaders, self.chosen, *(self.dots[n] for n in dots),
+                               *self.labels.values()]
         text_x = x * 1.25 if self.logx else x + 0.045 * np.ptp(self.ax.get_xlim())
-        for name, y in self.label_positions(ys).items():
-            label = self.labels[name]
-            label.xy = (x, float(np.clip(ys[name], *self.ax.get_ylim())))
+        bottom, top = self.ax.get_ylim()
+        segments, places = [], self.label_positions(ys)
+        for name in self.colors:  # the leaders' colours are in this order
+            label, y = self.labels[name], places[name]
             label.set_position((text_x, y))
             label.set_text(f"{name} {ys[name]:.1f}")
             label.set_fontweight("bold" if name == highlight else "normal")
+            segments.append([(x, float(np.clip(ys[name], bottom, top))), (text_x, y)])
+        self.leaders.set_segments(segments)  # in the order of self.colors
         if highlight in self.curves:
             self.chosen.set_data(*self.curves[highlight])
             self.chosen.set_color(self.colors[highlight])

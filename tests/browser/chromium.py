@@ -10,8 +10,8 @@ get it; it is never skipped.
 Example:
     >>> "--no-sandbox" in ARGS and "--disable-background-networking" in ARGS
     True
-    >>> missing_message("/nowhere/chromium").splitlines()[0]
-    'no Chromium at /nowhere/chromium: the browser test needs Debian\\'s chromium package.'
+    >>> print(missing_message("/nowhere/chromium").splitlines()[0])
+    no Chromium at /nowhere/chromium: the browser test needs Debian's chromium package.
 """
 
 from __future__ import annotations

@@ -51,7 +51,14 @@ _CHANGED = f"""([panel, before]) => {{
 }}"""
 
 # Every control unit of a panel: its kind, label text and geometry (item 2 of issue 7).
-_UNITS = r"""(panel) => [...panel.querySelectorAll('.qkit-control')].map((u, index) => {
+# Without any .qkit-control (the contract broken), each ipywidgets control counts as a unit,
+# so the layout checks still run; every unit is tagged data-qkit-unit=<index> for the moves.
+_UNITS = r"""(panel) => {
+  let found = [...panel.querySelectorAll('.qkit-control')];
+  const contract = found.length > 0;
+  if (!contract) found = [...panel.querySelectorAll('.widget-toggle-buttons, .widget-slider, .widget-checkbox')];
+  return found.map((u, index) => {
+  u.setAttribute('data-qkit-unit', index);
   const named = l => l && l.textContent.replace(/\u200b/g, '').trim();
   const label = u.querySelector('.qkit-label') || [...u.querySelectorAll('.widget-label')].find(named);
   const buttons = [...u.querySelectorAll('button.widget-toggle-button')];
@@ -59,8 +66,9 @@ _UNITS = r"""(panel) => [...panel.querySelectorAll('.qkit-control')].map((u, ind
   const box = u.querySelector('.widget-checkbox input');
   const kind = buttons.length ? 'toggle' : slider ? 'slider' : box ? 'checkbox' : 'other';
   const first = buttons[0] || slider;
-  const out = {index, kind, label: named(label) || named(u.querySelector('.widget-label-basic')) || '',
-               buttons: buttons.map(b => b.innerText.trim()), overlap: null, gap: null, rows: 0};
+  const out = {index, kind, contract: true, label: named(label) || named(u.querySelector('.widget-label-basic')) || '',
+               buttons: buttons.map(b => b.innerText.trim()), enabled: buttons.map(b => !b.disabled),
+               overlap: null, gap: null, rows: 0};
   if (label && first && named(label)) {
     const a = label.getBoundingClientRect(), b = first.getBoundingClientRect();
     out.overlap = Math.round(Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top));
@@ -72,8 +80,10 @@ _UNITS = r"""(panel) => [...panel.querySelectorAll('.qkit-control')].map((u, ind
     if (!tops.some(t => Math.abs(t - r.top) < r.height / 2)) tops.push(r.top);
   }
   out.rows = tops.length;
+  out.contract = contract;
   return out;
-})"""
+});
+}"""
 
 
 def layout_problems(unit: dict) -> list[str]:
@@ -111,7 +121,7 @@ def wait_changed(page, panel, before: dict, what: str) -> dict:
 
 
 def _slider_handle(panel, index: int):
-    return panel.locator(".qkit-control").nth(index).locator(".noUi-handle").first
+    return panel.locator(f'[data-qkit-unit="{index}"]').locator(".noUi-handle").first
 
 
 def slider_key(panel, index: int) -> tuple[str, str]:
@@ -129,23 +139,23 @@ def press(panel, index: int, key: str, times: int = 1) -> None:
 
 
 def click_button(panel, index: int, button: int) -> None:
-    panel.locator(".qkit-control").nth(index).locator("button.widget-toggle-button").nth(button).click()
+    panel.locator(f'[data-qkit-unit="{index}"]').locator("button.widget-toggle-button").nth(button).click(timeout=5_000)
 
 
 def active_button(panel, index: int) -> int:
-    return panel.locator(".qkit-control").nth(index).evaluate(
+    return panel.locator(f'[data-qkit-unit="{index}"]').evaluate(
         "u => [...u.querySelectorAll('button.widget-toggle-button')].findIndex(b => b.classList.contains('mod-active'))")
 
 
 def click_checkbox(panel, index: int) -> None:
-    panel.locator(".qkit-control").nth(index).locator(".widget-checkbox input").click()
+    panel.locator(f'[data-qkit-unit="{index}"]').locator("input[type=checkbox]").click(timeout=5_000)
 
 
 def moves(panel, unit: dict) -> list[tuple[str, callable]]:
     """The moves that try every setting of one control once and return it to where it was.
 
-    A slider: one step and back. Toggle buttons: each other button in turn, then the
-    first one again. A checkbox: on/off and back. Each move must change what is shown.
+    A slider: one step and back. Toggle buttons: each other enabled button in turn,
+    then the first one again. A checkbox: on/off and back. Each move must change what is shown.
     """
     i, name = unit["index"], unit["label"] or unit["buttons"]
     if unit["kind"] == "slider":
@@ -153,8 +163,10 @@ def moves(panel, unit: dict) -> list[tuple[str, callable]]:
         return [(f"slider {name!r} {there}", lambda: press(panel, i, there)),
                 (f"slider {name!r} {back}", lambda: press(panel, i, back))]
     if unit["kind"] == "toggle":
-        start = active_button(panel, i)
-        order = [b for b in range(len(unit["buttons"])) if b != start] + [start]
+        start = active_button(panel, i)  # a disabled button is one the learner cannot press either
+        order = [b for b, on in enumerate(unit["enabled"]) if on and b != start] + [start]
+        if len(order) == 1:
+            return []
         return [(f"toggle {name!r} -> {unit['buttons'][b]!r}", lambda b=b: click_button(panel, i, b)) for b in order]
     if unit["kind"] == "checkbox":
         return [(f"checkbox {name!r} (on/off)", lambda: click_checkbox(panel, i)),
