@@ -68,6 +68,8 @@ _UNITS = r"""(panel) => {
   const first = buttons[0] || slider;
   const out = {index, kind, contract: true, label: named(label) || named(u.querySelector('.widget-label-basic')) || '',
                buttons: buttons.map(b => b.innerText.trim()), enabled: buttons.map(b => !b.disabled),
+               disabled: kind === 'slider' ? !!u.querySelector('.slider[disabled], .noUi-target[disabled]')
+                       : kind === 'checkbox' ? box.disabled : buttons.length > 0 && buttons.every(b => b.disabled),
                overlap: null, gap: null, rows: 0};
   if (label && first && named(label)) {
     const a = label.getBoundingClientRect(), b = first.getBoundingClientRect();
@@ -155,9 +157,12 @@ def moves(panel, unit: dict) -> list[tuple[str, callable]]:
     """The moves that try every setting of one control once and return it to where it was.
 
     A slider: one step and back. Toggle buttons: each other enabled button in turn,
-    then the first one again. A checkbox: on/off and back. Each move must change what is shown.
+    then the first one again. A checkbox: on/off and back. Each move must change what is
+    shown. A disabled control (greyed out, say 02's percentile under minmax) is not moved.
     """
     i, name = unit["index"], unit["label"] or unit["buttons"]
+    if unit["disabled"]:  # greyed out in the page: the learner cannot move it either
+        return []
     if unit["kind"] == "slider":
         there, back = slider_key(panel, i)
         return [(f"slider {name!r} {there}", lambda: press(panel, i, there)),
