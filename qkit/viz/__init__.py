@@ -5,19 +5,8 @@ that builds its artists once and then only moves them (``update``) and renders
 a PNG (``render``). Figures are made with ``matplotlib.figure.Figure`` (not
 pyplot), so they never pop up on their own and never leak between cells.
 
-Where a lesson's UI lives: one module name per lesson, the same in all three
-UI packages (``figures`` = static figures, ``viz`` = the plots a panel moves,
-``widgets`` = the panels with their controls)::
-
-    lesson                          figures/     viz/         widgets/
-    01 affine and scale maps        maps.py      maps.py      maps.py
-    02 quantizing tensors           tensors.py   tensors.py   tensors.py
-    03 int8 kernels                 kernels.py   kernels.py   kernels.py
-    04 post-training quantization   —            ptq.py       ptq.py
-    (shared)                        —            base.py      base.py
-
-A new lesson adds ``<topic>.py`` to the packages it needs and re-exports its
-names here; notebooks use only the package-level names (``qkit.widgets.NumberLinePanel``).
+Where a lesson's UI lives: the same module name in ``figures``, ``viz`` and ``widgets``
+(01 ``maps``, 02 ``tensors``, 03 ``kernels``, 04 ``ptq``); the map is in ``qkit.widgets``' docstring.
 """
 
 from qkit.viz.base import (CLIPPED, GRID, INSIDE, ZERO, Blitter, fake_quantize_np, grid_levels, new_figure,

@@ -45,10 +45,12 @@ class CurvesPlot:
             ax.set_ylim(*ylim)
         xs = np.concatenate([x for x, _ in self.curves.values()])
         lo, hi = xs.min(), xs.max()
-        if logx:  # room on the right for the value labels at the last x
+        if logx:  # room on the right, past the last x, for the value labels
             ax.set_xlim(lo / 1.3, hi * 2.2)
+            self.label_x = hi * 1.2
         else:
             ax.set_xlim(lo - 0.04 * (hi - lo), hi + 0.3 * (hi - lo))
+            self.label_x = hi + 0.06 * (hi - lo)
             if len(np.unique(xs)) <= 16:
                 ax.set_xticks(np.unique(xs))  # only the values the slider takes
         ax.set_xlabel(xlabel)
@@ -107,7 +109,7 @@ class CurvesPlot:
         dots = sorted(self.dots, key=lambda n: n == highlight)  # the highlighted marker drawn last, on top
         self.blitter.moving = [self.marker, self.leaders, self.chosen, *(self.dots[n] for n in dots),
                                *self.labels.values()]
-        text_x = x * 1.25 if self.logx else x + 0.045 * np.ptp(self.ax.get_xlim())
+        text_x = self.label_x  # always in the margin past the data: never over a curve
         bottom, top = self.ax.get_ylim()
         segments, places = [], self.label_positions(ys)
         for name in self.colors:  # the leaders' colours are in this order
