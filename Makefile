@@ -5,7 +5,6 @@ VENV     := .venv
 BIN      := $(VENV)/bin
 STAMP    := $(VENV)/.installed
 SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
-BROWSER  := $(VENV)/.browser
 CHROMIUM := /usr/bin/chromium
 # Overrides for tests and instructors (a learner types plain `make lab`):
 #   make lab LAB_PORT=8899 LAB_ARGS="--no-browser --ip=127.0.0.1" LAB_DIR=/tmp/x
@@ -22,19 +21,15 @@ $(STAMP): pyproject.toml $(wildcard */__init__.py)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch first, by exact version: here it is the CPU wheel on disk (no CUDA download)
 	$(BIN)/python -m pip install --quiet "torch==2.13.0"
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	# [browser]: Playwright for tests/test_browser.py; it drives Debian's Chromium, never a
+	# browser of its own download
+	$(BIN)/python -m pip install --quiet -e ".[test,browser]"
 	mkdir -p $(dir $(SETTINGS)) && cp binder/overrides.json $(SETTINGS)
 	touch $(STAMP)
 
 lab: $(STAMP)
 	$(BIN)/jupyter trust notebooks/*.ipynb
 	$(BIN)/jupyter lab $(ROOT_ARG) $(if $(LAB_PORT),--port=$(LAB_PORT)) $(LAB_ARGS) $(LAB_DIR)
-
-# The browser test (tests/test_browser.py) drives Debian's Chromium with Playwright.
-# Playwright's own browser download is never used: only the system package.
-$(BROWSER): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[test,browser]"
-	touch $(BROWSER)
 
 # Debian's chromium + chromium-driver, once: the browser itself is the stamp. As root
 # directly, else through sudo -n; if neither works this says so and goes on, and the
@@ -56,7 +51,7 @@ $(CHROMIUM):
 	    "run 'sudo apt-get install chromium chromium-driver'"; \
 	fi
 
-test: $(STAMP) $(BROWSER) $(CHROMIUM)
+test: $(STAMP) $(CHROMIUM)
 	MPLBACKEND=Agg $(BIN)/python -m pytest
 
 bench: $(STAMP)

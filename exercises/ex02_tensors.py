@@ -109,7 +109,7 @@ q1 = Question(
     solution_fn=per_channel_scales_solution,
     hint_text="Per-channel means one scale per output channel, i.e. per row of w (M, K). In the "
               "scale scheme each row's largest magnitude (mind negative weights) lands on "
-              "qmax = 2**(bits-1) - 1. Reduce along the dimension that leaves M numbers.",
+              "qmax, the largest signed B-bit integer. Reduce along the dimension that leaves M numbers.",
     edge_cases=[(_W1, 8),
                 (torch.tensor([[0.7, -0.35, 0.1], [0.0, 0.0, 0.0],    # a pruned (all-zero) row
                                [-1.4, 2.1, 0.0], [0.07, -0.7, 0.35]]), 4),

@@ -59,7 +59,7 @@ q1 = Question(
     solution_fn=quantize_multiplier_solution, parts=("multiplier", "shift"),
     hint_text="math.frexp splits a float into a mantissa in [0.5, 1) and a power of two: one "
               "becomes the 31-bit multiplier, the other the shift. Pitfalls: TFLite rounds halves "
-              "away from zero, and a mantissa that rounds up to 2**31 no longer fits int32.",
+              "away from zero, and a mantissa that rounds all the way up to 1.0 no longer fits a Q0.31 int32.",
     edge_cases=[(0.25,), (0.3,), (0.5 + 2**-32,), (1 - 2**-33,), (0.0078125,)],
     random_case=_q1_case,
     mistakes=[

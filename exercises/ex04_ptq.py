@@ -100,8 +100,8 @@ def _q1_zero_bias_edge() -> tuple:
 q1 = Question(
     "q1", "my_fold_bn", reference=_ref_fold_bn, solution_fn=fold_bn_solution,
     parts=("w_folded", "b_folded"), rtol=1e-5, atol=1e-6,
-    hint_text="In eval mode BatchNorm is one multiply-add per channel: bn(z) = γ·(z − mean)/σ + β, "
-              "σ computed exactly as BatchNorm does. Put z = w∗x + b in, then collect what multiplies x "
+    hint_text="In eval mode BatchNorm is one multiply-add per channel: it subtracts the running "
+              "mean, divides by σ (computed exactly as BatchNorm does), multiplies by γ and adds β. Put z = w∗x + b in, then collect what multiplies x "
               "(that is w') and what is left over (b'). The per-channel factor belongs to the output "
               "channels, dim 0 of w: check how a (C_out,) tensor broadcasts against a 4-d one.",
     edge_cases=[_q1_edge(), _q1_zero_bias_edge()],

@@ -8,6 +8,8 @@ answers with one friendly line and never raises.
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import re
 import sys
 import time
 
@@ -27,6 +29,7 @@ def assert_friendly_on_bad_code(q, monkeypatch) -> None:
     for fn in (None, placeholder):
         fb = q.grade(fn)
         assert fb.ok is None and "not attempted yet" in fb.message
+    assert "you passed None" in q.grade(None).message
     fb = q.grade(raises)
     assert fb.ok is False and "\n" not in str(fb)
     assert fb.message.startswith("your function raised KeyError: 'no such thing' (line "), fb
@@ -64,15 +67,20 @@ def assert_each_mistake_diagnosed(q, pieces, repeat: int = 5) -> None:
             assert fb.ok is False and fb.message == mistake.message, (mistake.message, fb)
 
 
+def assert_mistakes_caught_by_fixed_cases(q) -> None:
+    """Each declared mistake already differs from the reference on one of the fixed ``edge_cases``."""
+    cases = q.cases()
+    for mistake in q.mistakes:
+        first = next(i for i, args in enumerate(cases) if not q._same(mistake.fn(*args), q.reference(*args)))
+        assert first < len(q.edge_cases), mistake.message
+
+
 def assert_hint_points_the_way(q) -> None:
     """A hint names the function or the idea and the pitfall; it writes no code (the solution does).
 
     "No code" is checked as: no call written out (a name or bracket right before "("), and no
     line of the solution's body in the hint.
     """
-    import inspect
-    import re
-
     hint = " ".join(q.hint_text.split())
     call = re.search(r"[\w\])]\(", hint)
     assert call is None, f"{q.name}'s hint writes a call ({hint[max(call.start() - 20, 0):call.end() + 20]!r})"
@@ -81,3 +89,16 @@ def assert_hint_points_the_way(q) -> None:
         code = " ".join(line.split("#")[0].split())
         if len(code) > 12 and not code.startswith(('"""', "return")):
             assert code not in hint, f"{q.name}'s hint gives the solution's line {code!r}"
+
+
+def _code_ngrams(text: str, n: int = 4) -> set:
+    tokens = re.findall(r"\w+|[^\w\s]", text)
+    return {tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)}
+
+
+def assert_hint_shares_no_code(q) -> None:
+    """No run of four code tokens of the solution's body (comments left out) appears in the hint."""
+    body = inspect.getsource(q.solution_fn).split('"""')[-1]
+    code = "\n".join(line.split("#")[0] for line in body.splitlines())
+    shared = _code_ngrams(q.hint_text) & _code_ngrams(code)
+    assert q.hint_text and not shared, f"{q.name}'s hint repeats the solution's code: {sorted(shared)[:3]}"
