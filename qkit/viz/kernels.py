@@ -40,8 +40,14 @@ class AccumulatorPlot:
         self.exact = ax.plot([], [], color="black", lw=1.2, ms=4)[0]
         self.wrapped = ax.plot([], [], color=CLIPPED, lw=1.0, ms=4)[0]
         self.limits = [ax.axhline(0, color=CLIPPED, ls="--", lw=0.8) for _ in range(2)]
-        ax.set_xlabel("k (products added so far)")
-        ax.set_ylabel("running sum: exact (black),\nregister (red, its ends dashed)", fontsize=9)
+        # its labels never change: figure text, drawn once with the static part (a live axis
+        # redraws every label of its own on every move)
+        box = ax.get_position()
+        self.fig.text(box.x0 + box.width / 2, 0.015, "k (products added so far)", ha="center", va="bottom",
+                      fontsize=10)
+        self.fig.text(box.x0 - 0.085, box.y0 + box.height / 2,
+                      "running sum: exact (black),\nregister (red, its ends dashed)",
+                      rotation=90, ha="center", va="center", fontsize=9)
         ax.xaxis.set_major_formatter(EngFormatter(sep=""))
         ax.grid(alpha=0.3)
         self.log_y = None  # symlog when the exact sum runs far past the register's ends
