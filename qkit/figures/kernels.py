@@ -42,7 +42,7 @@ def throughput(rows: Sequence[dict], backends: Sequence[str]) -> Figure:
     ax.set_yscale("log")
     ax.set_xlabel("N × K × M (batch × inputs × outputs)")
     ax.set_ylabel("throughput (GOPS, 2·N·K·M per call)")
-    ax.set_title("int8 pays off once the matrices are large", fontsize=10)
+    ax.set_title("throughput of each path on this machine (higher is faster)", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, which="both")
     return fig
