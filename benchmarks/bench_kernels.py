@@ -1,7 +1,9 @@
 """int8 linear throughput: qkit's fast/eager kernels vs float32, numpy and torch's own int8 linear.
 
 Run: ``python benchmarks/bench_kernels.py [--repeat N] [--threads T] [--small]``.
-Prints which int8 path runs on this CPU and why, then, per size, the best time
+The first line is the CPU's capability and the exact int8 matmul path
+:mod:`qkit.kernels.engine` chose (``QKIT_INT8_MATMUL`` forces one). Then which
+int8 path runs on this CPU and why, then, per size, the best time
 per call over N rounds (every backend once per round, after a warm-up call),
 throughput in GOPS (2·N·K·M operations; none for the epilogue, which does no
 matmul), ``speed vs fp32 = t_fp32 / t`` (> 1: faster than torch's float32
@@ -10,6 +12,8 @@ matmul and its epilogue, and the DESIGN.md §8 budget:
 fast int8 linear >= 2.5× float32 (aim 3.5×) at 1024³ and 1024×4096×1024, and
 not slower than torch's own int8 linear (``torch.ao.nn.quantized.Linear``,
 fbgemm/x86 with a prepacked weight; deprecated API, a yardstick only).
+A last table times every exact matmul path this machine can run (each forced in
+turn): the matmul alone and the whole int8 linear, against fp32 in the same rounds.
 ``numpy int32`` is a plain integer matmul without requantization: numpy has
 no BLAS for integers. All kernels include requantization unless named "only".
 """
@@ -22,7 +26,8 @@ import time
 
 import torch
 
-from qkit.kernels import fast
+from qkit.kernels import engine, fast
+from qkit.kernels import matmul as candidates
 from qkit.kernels.bench import format_table, path_report, time_linear_backends
 
 BIG = [(1024, 1024, 1024), (1024, 4096, 1024)]
@@ -38,6 +43,37 @@ def compile_warmup_seconds() -> float:
     return time.perf_counter() - start
 
 
+def per_path_rows(sizes, repeat: int) -> list[dict]:
+    """fp32 vs each runnable exact matmul path (forced in turn): matmul only and the whole int8 linear."""
+    saved, rows = os.environ.get(engine.ENV), []
+    try:
+        for name, (_, check) in candidates.CANDIDATES.items():
+            if check() is not None:
+                continue
+            os.environ[engine.ENV] = name
+            engine.reset()
+            for r in time_linear_backends(sizes, repeat=repeat, backends=("qkit fast", "fast: _int_mm only")):
+                rows.append(dict(r, path=name))
+    finally:
+        if saved is None:
+            os.environ.pop(engine.ENV, None)
+        else:
+            os.environ[engine.ENV] = saved
+        engine.reset()
+    return rows
+
+
+def format_per_path(rows) -> str:
+    lines = [f"{'N×K×M':<16} {'path':<12} {'fp32 ms':>8} {'matmul ms':>10} {'vs fp32':>8} "
+             f"{'linear ms':>10} {'vs fp32':>8}   (vs fp32 = t_fp32 / t, > 1 faster)"]
+    for (n, k, m), name in sorted({((r["N"], r["K"], r["M"]), r["path"]) for r in rows}):
+        by = {r["backend"]: r for r in rows if (r["N"], r["K"], r["M"], r["path"]) == (n, k, m, name)}
+        fp, mm, lin = by["torch fp32"], by["fast: _int_mm only"], by["qkit fast"]
+        lines.append(f"{f'{n}×{k}×{m}':<16} {name:<12} {fp['seconds'] * 1e3:>8.2f} {mm['seconds'] * 1e3:>10.2f} "
+                     f"{mm['speed_vs_fp32']:>7.2f}× {lin['seconds'] * 1e3:>10.2f} {lin['speed_vs_fp32']:>7.2f}×")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=15, help="timed rounds per size")
@@ -46,6 +82,10 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    info = engine.info()
+    print(f"CPU capability {info.capability} (int8 dot-product: {', '.join(info.int8_units) or 'none listed'}); "
+          f"int8 matmul path: {info.chosen} ({'forced' if info.forced else 'chosen by probing'})")
+    print(info)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads "
           f"({'set' if args.threads else 'default'}) on {os.cpu_count()} CPUs, {args.repeat} rounds, best; "
           f"load average {os.getloadavg()[0]:.2f} (other work on the machine skews every number)")
@@ -72,6 +112,8 @@ def main() -> None:
                   f"(budget >= 1: {verdict})")
         else:
             print("    torch int8 (ao) yardstick unavailable in this torch")
+    print(f"\nevery exact int8 matmul path on this machine, forced in turn ({max(3, args.repeat // 3)} rounds, best):")
+    print(format_per_path(per_path_rows(BIG, max(3, args.repeat // 3))))
 
 
 if __name__ == "__main__":

@@ -175,12 +175,19 @@ def test_k_of_one_is_exact():
 
 
 def test_untrustworthy_int_mm_is_replaced_by_an_exact_matmul(monkeypatch):
-    monkeypatch.setattr(fast._IntMM, "exact", None)
+    from qkit.kernels import engine
+
+    monkeypatch.delenv(engine.ENV, raising=False)
     monkeypatch.setattr(torch, "_int_mm", lambda a, b: torch.zeros(a.shape[0], b.shape[1], dtype=torch.int32))
-    q_x, x_qp, q_w, w_qp, bias, y_qp, _ = linear_case(9, 6, 50, 7, 20, True, True, 1.0)
-    with pytest.warns(UserWarning, match="_int_mm gives wrong sums"):
-        out = int8_linear(q_x, x_qp, q_w, w_qp, bias, y_qp)
-    assert torch.equal(out, int8_linear(q_x, x_qp, q_w, w_qp, bias, y_qp, backend="ref"))
+    engine.reset()
+    try:
+        q_x, x_qp, q_w, w_qp, bias, y_qp, _ = linear_case(9, 6, 50, 7, 20, True, True, 1.0)
+        with pytest.warns(UserWarning, match="int_mm gives wrong sums"):
+            out = int8_linear(q_x, x_qp, q_w, w_qp, bias, y_qp)
+        assert engine.info().chosen != "int_mm"
+        assert torch.equal(out, int8_linear(q_x, x_qp, q_w, w_qp, bias, y_qp, backend="ref"))
+    finally:
+        engine.reset()
 
 
 def test_multiplier_of_one_or_more_takes_the_exact_eager_path():

@@ -7,8 +7,12 @@ with ``M = s_x s_w / s_y`` (derived in :mod:`qkit.kernels.ref`).
 Backends:
 
 * ``"ref"``: :mod:`qkit.kernels.ref`, readable int64 code; the specification.
-* ``"fast"``: :mod:`qkit.kernels.fast`, ``torch._int_mm`` plus a requantization
+* ``"fast"``: :mod:`qkit.kernels.fast`, an exact int8 matmul plus a requantization
   epilogue fused by ``torch.compile`` (compiled on first use, a few seconds).
+  The matmul is the fastest exact path on this CPU (``torch._int_mm``, a chunked
+  float32 GEMM or ONNX Runtime's ``MatMulInteger``), chosen once per process by
+  :mod:`qkit.kernels.engine`: :func:`info` / :func:`describe` say which and why,
+  ``QKIT_INT8_MATMUL=int_mm|float32|onnxruntime`` forces one.
 * ``"eager"``: the same matmul with the unfused epilogue of :mod:`qkit.fixedpoint`;
   what ``"fast"`` falls back to when compilation is unavailable.
 
@@ -27,7 +31,8 @@ from __future__ import annotations
 
 import torch  # noqa: F401  (used by the doctest above)
 
-from qkit.kernels import fast, ref
+from qkit.kernels import engine, fast, ref
+from qkit.kernels.engine import describe, info
 from qkit.kernels.ref import quantize_bias, output_multipliers, requantize
 from qkit.qparams import QParams
 
@@ -74,4 +79,5 @@ def int8_conv2d(q_x, x_qp: QParams, q_w, w_qp: QParams, bias, y_qp: QParams, *, 
     return fast.int8_conv2d(q_x, x_qp, q_w, w_qp, bias, y_qp, **geometry, fused=backend == "fast")
 
 
-__all__ = ["BACKENDS", "int8_conv2d", "int8_linear", "output_multipliers", "quantize_bias", "requantize"]
+__all__ = ["BACKENDS", "describe", "engine", "info", "int8_conv2d", "int8_linear", "output_multipliers",
+           "quantize_bias", "requantize"]

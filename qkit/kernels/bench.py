@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from qkit.kernels import fast, int8_linear
+from qkit.kernels import engine, fast, int8_linear
 from qkit.qparams import QParams, choose_qparams, tensor_range, weight_qparams
 from qkit.quant import quantize
 
@@ -224,8 +224,8 @@ def path_report() -> str:
     """Which int8 path runs on this machine, and why (several lines).
 
     It names the CPU's int8 dot-product instructions (x86 VNNI / AMX, ARM dotprod /
-    i8mm) as /proc/cpuinfo lists them, torch's CPU capability, whether
-    ``torch._int_mm`` passed qkit's exactness check, and how the epilogue runs.
+    i8mm) as /proc/cpuinfo lists them, torch's CPU capability, which exact int8
+    matmul :mod:`qkit.kernels.engine` chose, and how the epilogue runs.
     """
     flags = _cpu_flags()
     int8_units = sorted(f for f in flags if "vnni" in f or f.startswith("amx") or f in ("asimddp", "i8mm"))
@@ -237,9 +237,7 @@ def path_report() -> str:
                "code here, so expect int8 to lose to float32")
     else:
         why = "no /proc/cpuinfo on this system: the CPU's int8 support is unknown"
-    exact = fast._int_mm_is_exact()
-    matmul = ("torch._int_mm (int8 × int8 → int32), checked exact on this machine" if exact else
-              "an exact float64 matmul: torch._int_mm gave wrong sums on this machine")
+    matmul = f"{engine.info().chosen} (chosen by qkit.kernels.engine: {engine.info().reason})"
     if fast._Compiled.failed:
         epilogue = "eager (torch.compile failed here): several passes over the output"
     elif fast._Compiled.fn is None:

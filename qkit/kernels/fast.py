@@ -5,13 +5,15 @@ Equation: ``x ≈ scale * (q - zero_point)``; the math is derived in
 
 1. **Folded zero point, matmul in int8.** ``acc = Σ_k q_x q_w + offset[m]`` with
    ``offset = bias_q - z_x Σ_k q_w`` (stage 2 of ref). The sum is
-   ``torch._int_mm``: int8 × int8 → int32 on the CPU's dot-product units.
+   :func:`int8_matmul`: int8 × int8 → int32, exact, on the fastest path for this CPU.
 2. **Per-weight constants computed once.** ``offset``, ``multiplier`` and
    ``shift`` depend on the weight, bias and grids only. They are cached (a small
    LRU keyed on the weight and bias tensors *objects*, their in-place version
    counters and the grids' values); a cached entry is never reused for another
    tensor, but writes that bypass torch's version counter (``.data``, numpy
-   views) are not seen: call :func:`clear_cache` after those.
+   views) are not seen: call :func:`clear_cache` after those. Tensors made under
+   ``torch.inference_mode()`` have no version counter: for them a copy of the
+   values is kept and compared instead.
 3. **Fused requantization epilogue.** Done eagerly, requantization is a dozen
    int64 passes over ``(N, M)``, slower than the matmul. :func:`epilogue` does
    it in one pass compiled by ``torch.compile`` (inductor), rewritten so that
@@ -40,9 +42,10 @@ Equation: ``x ≈ scale * (q - zero_point)``; the math is derived in
    ``acc · 2**shift`` leaves int32. If compilation fails, a warning is given
    once and the eager epilogue is used from then on.
 
-``torch._int_mm`` is trusted only after a check (:func:`int8_matmul`): on
-this kit's torch 2.13 CPU build it returns garbage for K = 1, and CPUs without
-VNNI have given saturated (wrong) sums in other torch versions.
+The int8 × int8 → int32 matmul itself is :func:`int8_matmul`: the exact path
+(``torch._int_mm``, a chunked float32 GEMM or ONNX Runtime) that
+:mod:`qkit.kernels.engine` found fastest on this CPU, after checking each one
+for exactness on extreme values.
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ import torch
 import torch.fx.experimental._config as fx_config
 import torch.nn.functional as F
 
-from qkit.kernels import ref
+from qkit.kernels import engine, ref
 from qkit.qparams import QParams
 
 
@@ -141,22 +144,47 @@ def _same(snap: tuple, qps) -> bool:
     )
 
 
+def _version(t):
+    """What tells a later call that ``t`` was not written to: its version counter, or a copy.
+
+    Tensors made under ``torch.inference_mode()`` have no version counter (reading it
+    raises); for those, a copy of the values is kept and compared (one cheap pass over
+    the weight, against a matmul's N passes).
+    """
+    if not isinstance(t, torch.Tensor):
+        return None
+    if t.is_inference():
+        with torch.inference_mode():
+            return t.clone()  # same values, compared with torch.equal
+    return t._version
+
+
+def _unchanged(versions: tuple, tensors: tuple) -> bool:
+    """Whether each tensor still has the version (or the values) :func:`_version` recorded."""
+    for v, t in zip(versions, tensors):
+        if isinstance(v, torch.Tensor):  # an inference tensor's copy
+            if not (isinstance(t, torch.Tensor) and t.is_inference() and torch.equal(v, t)):
+                return False
+        elif v != (t._version if isinstance(t, torch.Tensor) and not t.is_inference() else None):
+            return False
+    return True
+
+
 def prepare(q_w: torch.Tensor, w_qp: QParams, bias, x_qp: QParams, y_qp: QParams) -> Prepared:
     """Cached :class:`Prepared` for an int8 weight (``(M, K)``, or a conv weight flattened per row)."""
     qps = (x_qp, w_qp, y_qp)
     key = (id(q_w), id(bias))
-    versions = (q_w._version, None if bias is None else getattr(bias, "_version", None))
     hit = _CACHE.get(key)
     if hit is not None:
         w_ref, b_ref, vers, snap, prepared = hit
         if (w_ref() is q_w and (b_ref is None) == (bias is None) and (b_ref is None or b_ref() is bias)
-                and vers == versions and _same(snap, qps)):
+                and _unchanged(vers, (q_w, bias)) and _same(snap, qps)):
             _CACHE.move_to_end(key)
             return prepared
     prepared = _build(q_w.reshape(q_w.shape[0], -1), bias, x_qp, w_qp, y_qp)
     if isinstance(bias, torch.Tensor) or bias is None:  # numpy biases are new tensors every call
         b_ref = None if bias is None else weakref.ref(bias)
-        _CACHE[key] = (weakref.ref(q_w), b_ref, versions, _snapshot(qps), prepared)
+        _CACHE[key] = (weakref.ref(q_w), b_ref, (_version(q_w), _version(bias)), _snapshot(qps), prepared)
         if len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
     return prepared
@@ -219,43 +247,19 @@ def requantize(acc: torch.Tensor, prepared: Prepared, fused: bool = True) -> tor
     return ref.requantize(acc, prepared.multiplier, prepared.shift, prepared.y_qp)  # several passes
 
 
-class _IntMM:
-    exact = None  # None: not checked yet; then True or False
-
-
-def _int_mm_is_exact() -> bool:
-    """Check ``torch._int_mm`` once against an exact float64 product on extreme and random data."""
-    if _IntMM.exact is None:
-        gen = torch.Generator().manual_seed(0)
-        a = torch.randint(-128, 128, (37, 300), generator=gen, dtype=torch.int8)
-        a[:4] = torch.tensor([-128, 127, -128, 127], dtype=torch.int8)[:, None]
-        b = torch.randint(-128, 128, (19, 300), generator=gen, dtype=torch.int8)
-        b[:3] = torch.tensor([-128, 127, -128], dtype=torch.int8)[:, None]  # (19, 300)
-        want = torch.mm(a.double(), b.double().T).to(torch.int32)  # (37, 19) exact
-        _IntMM.exact = torch.equal(torch._int_mm(a, b.T), want)
-        if not _IntMM.exact:
-            warnings.warn("torch._int_mm gives wrong sums on this machine; qkit.kernels uses an exact "
-                          "(slower) float64 matmul instead", UserWarning, stacklevel=3)
-    return _IntMM.exact
-
-
 def int8_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Exact ``a @ b`` for int8 ``(N, K)`` and ``(K, M)``: int32 ``(N, M)``, ``torch._int_mm`` when it is right.
+    """Exact ``a @ b`` for int8 ``(N, K)`` and ``(K, M)``: int32 ``(N, M)``, on the path :mod:`qkit.kernels.engine` chose.
 
     Example:
         >>> int8_matmul(torch.tensor([[2], [-3]], dtype=torch.int8), torch.tensor([[4, 5]], dtype=torch.int8))
         tensor([[  8,  10],
                 [-12, -15]], dtype=torch.int32)
     """
-    if a.shape[1] == 1:  # torch 2.13's CPU _int_mm is wrong for K == 1 (M >= 2): an outer product
-        return a.to(torch.int32) * b.to(torch.int32)  # (N, 1) * (1, M) -> (N, M) int32
-    if not _int_mm_is_exact():
-        return torch.mm(a.double(), b.double()).to(torch.int32)  # exact: partial sums < 2**53
-    return torch._int_mm(a, b)  # (N, M) int32
+    return engine.matmul(a, b)  # (N, M) int32
 
 
 def int8_linear(q_x, x_qp, q_w, w_qp, bias, y_qp, *, fused: bool = True) -> torch.Tensor:
-    """Fast :func:`qkit.kernels.ref.int8_linear`: ``torch._int_mm`` + the (fused) epilogue."""
+    """Fast :func:`qkit.kernels.ref.int8_linear`: :func:`int8_matmul` + the (fused) epilogue."""
     q_x = ref.int8_tensor("q_x", q_x, 2, "(N, K)")
     q_w = ref.int8_tensor("q_w", q_w, 2, "(M, K)")
     if q_x.shape[1] != q_w.shape[1]:
@@ -313,7 +317,7 @@ def conv2d_sums(q_x, q_w, z_x: int, *, stride=1, padding=0, dilation=1, groups=1
 
 def int8_conv2d(q_x, x_qp, q_w, w_qp, bias, y_qp, *, stride=1, padding=0, dilation=1, groups=1,
                 fused: bool = True) -> torch.Tensor:
-    """Fast :func:`qkit.kernels.ref.int8_conv2d`: :func:`conv2d_sums` (im2col, ``torch._int_mm``), the epilogue."""
+    """Fast :func:`qkit.kernels.ref.int8_conv2d`: :func:`conv2d_sums` (im2col, :func:`int8_matmul`), the epilogue."""
     q_x, q_w, stride, padding, dilation, groups, (h_out, w_out) = ref.conv_geometry(
         q_x, q_w, stride, padding, dilation, groups)
     n, c_out = q_x.shape[0], q_w.shape[0]
