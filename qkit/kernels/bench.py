@@ -25,7 +25,6 @@ machine only ever adds time, so the minimum is the least disturbed number.
 from __future__ import annotations
 
 import os
-import pathlib
 import time
 import warnings
 
@@ -209,17 +208,6 @@ def format_table(rows, backends=None) -> str:
     return "\n".join(lines)
 
 
-def _cpu_flags() -> set[str]:
-    info = pathlib.Path("/proc/cpuinfo")
-    if not info.exists():
-        return set()
-    words = set()
-    for line in info.read_text().splitlines():
-        if line.split(":")[0].strip() in ("flags", "Features"):  # x86 / ARM
-            words.update(line.split(":", 1)[1].split())
-    return words
-
-
 def path_report() -> str:
     """Which int8 path runs on this machine, and why (several lines).
 
@@ -227,8 +215,7 @@ def path_report() -> str:
     i8mm) as /proc/cpuinfo lists them, torch's CPU capability, which exact int8
     matmul :mod:`qkit.kernels.engine` chose, and how the epilogue runs.
     """
-    flags = _cpu_flags()
-    int8_units = sorted(f for f in flags if "vnni" in f or f.startswith("amx") or f in ("asimddp", "i8mm"))
+    flags, int8_units = engine.cpu_flags(), engine.cpu_int8_units()
     capability = getattr(getattr(torch.backends, "cpu", None), "get_cpu_capability", lambda: "unknown")()
     if int8_units:
         why = "the CPU multiplies int8 in hardware, so int8 can beat float32 on large matrices"

@@ -85,20 +85,32 @@ class EngineInfo:
         return "\n".join(lines)
 
 
+def cpu_flags() -> set[str] | None:
+    """The CPU's feature flags as /proc/cpuinfo lists them (x86 "flags", ARM "Features"); None if unreadable.
+
+    >>> flags = cpu_flags()
+    >>> flags is None or isinstance(flags, set)
+    True
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            text = f.read()
+    except OSError:
+        return None
+    flags: set[str] = set()
+    for line in text.splitlines():
+        if line.split(":")[0].strip() in ("flags", "Features"):
+            flags.update(line.split(":", 1)[1].split())
+    return flags
+
+
 def cpu_int8_units() -> list:
     """int8 dot-product flags (x86 VNNI / AMX, ARM dotprod / i8mm) from /proc/cpuinfo, sorted; [] if unreadable.
 
     >>> isinstance(cpu_int8_units(), list)
     True
     """
-    try:
-        text = open("/proc/cpuinfo", encoding="utf-8").read()
-    except OSError:
-        return []
-    flags = set()
-    for line in text.splitlines():
-        if line.split(":")[0].strip() in ("flags", "Features"):
-            flags.update(line.split(":", 1)[1].split())
+    flags = cpu_flags() or set()
     return sorted(f for f in flags if "vnni" in f or f.startswith("amx") or f in ("asimddp", "i8mm"))
 
 
