@@ -26,6 +26,7 @@ import time
 
 import torch
 
+from qkit import measure
 from qkit.kernels import engine, fast
 from qkit.kernels import matmul as candidates
 from qkit.kernels.bench import format_table, path_report, time_linear_backends
@@ -64,14 +65,19 @@ def per_path_rows(sizes, repeat: int) -> list[dict]:
 
 
 def format_per_path(rows) -> str:
-    lines = [f"{'N×K×M':<16} {'path':<12} {'fp32 ms':>8} {'matmul ms':>10} {'vs fp32':>8} "
-             f"{'linear ms':>10} {'vs fp32':>8}   (vs fp32 = t_fp32 / t, > 1 faster)"]
+    """One line per (size, path): fp32, the matmul alone and the whole int8 linear (vs fp32 = t_fp32 / t)."""
+    lines = []
     for (n, k, m), name in sorted({((r["N"], r["K"], r["M"]), r["path"]) for r in rows}):
         by = {r["backend"]: r for r in rows if (r["N"], r["K"], r["M"], r["path"]) == (n, k, m, name)}
         fp, mm, lin = by["torch fp32"], by["fast: _int_mm only"], by["qkit fast"]
-        lines.append(f"{f'{n}×{k}×{m}':<16} {name:<12} {fp['seconds'] * 1e3:>8.2f} {mm['seconds'] * 1e3:>10.2f} "
-                     f"{mm['speed_vs_fp32']:>7.2f}× {lin['seconds'] * 1e3:>10.2f} {lin['speed_vs_fp32']:>7.2f}×")
-    return "\n".join(lines)
+        lines.append({"size": f"{n}×{k}×{m}", "path": name, "fp32": fp["seconds"] * 1e3,
+                      "matmul": mm["seconds"] * 1e3, "matmul_x": mm["speed_vs_fp32"],
+                      "linear": lin["seconds"] * 1e3, "linear_x": lin["speed_vs_fp32"]})
+    times = lambda v: f"{v:.2f}×"  # noqa: E731
+    return measure.format_table(lines, [("size", "N×K×M", "s"), ("path", "path", "s"), ("fp32", "fp32 ms", ".2f"),
+                                        ("matmul", "matmul ms", ".2f"), ("matmul_x", "vs fp32", times),
+                                        ("linear", "linear ms", ".2f"), ("linear_x", "vs fp32", times)]) \
+        + "\n(vs fp32 = t_fp32 / t, > 1 faster)"
 
 
 def main() -> None:

@@ -15,9 +15,6 @@ model's outputs (logits) are from the float model's, as an SQNR in dB
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import ipywidgets as w
 import torch
 from torch import nn
@@ -25,7 +22,7 @@ from torch import nn
 from qkit import viz
 from qkit.error import sqnr_db
 from qkit.simulate import simulate
-from qkit.train import evaluate
+from qkit.train import evaluate, one_thread, outputs
 from qkit.widgets.base import Panel, slider, toggle
 
 MEASURES = ("test accuracy", "output SQNR")
@@ -35,46 +32,6 @@ def _progress(total: int, what: str):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=what, leave=False)
-
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Run the block on one torch thread, then restore the thread count.
-
-    The zoo's models are tiny and the batches small: a second thread buys little,
-    and on a busy machine its waiting costs more than it saves (the precomputation
-    of these panels ran several times faster on one thread under load).
-
-    Example:
-        >>> before = torch.get_num_threads()
-        >>> with one_thread():
-        ...     torch.get_num_threads()
-        1
-        >>> torch.get_num_threads() == before
-        True
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-@torch.no_grad()
-def outputs(model: nn.Module, X: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-    """``model(X)`` in eval mode, in batches (the model's train/eval mode is restored).
-
-    Example:
-        >>> layer = nn.Linear(3, 2)
-        >>> outputs(layer, torch.zeros(5, 3)).shape
-        torch.Size([5, 2])
-    """
-    was_training = model.training
-    model.eval()
-    out = torch.cat([model(X[i: i + batch_size]) for i in range(0, len(X), batch_size)])  # (N, classes)
-    model.train(was_training)
-    return out
 
 
 class CalibrationSizePanel(Panel):
