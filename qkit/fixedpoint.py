@@ -64,6 +64,16 @@ from qkit._checks import as_tensor, as_int_tensor, check_int
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 MIN_SHIFT, MAX_SHIFT = -31, 30
+# How MultiplyByQuantizedMultiplier rounds: "double" (gemmlowp's pair, TFLite's default
+# build before TFLITE_SINGLE_ROUNDING) or "single" (one rounding of the 64-bit product).
+ROUNDINGS = ("double", "single")
+
+
+def check_rounding(rounding) -> str:
+    """``rounding`` if it is one of :data:`ROUNDINGS`, else a ValueError naming them."""
+    if not isinstance(rounding, str) or rounding not in ROUNDINGS:
+        raise ValueError(f"rounding must be one of {ROUNDINGS}; got {rounding!r}")
+    return rounding
 
 
 def _int32_values(name: str, v) -> torch.Tensor:
@@ -235,8 +245,13 @@ def rounding_divide_by_pot(x, exponent) -> torch.Tensor:
     return _rdbpot(x, exponent).to(torch.int32)
 
 
-def multiply_by_quantized_multiplier(acc, multiplier, shift) -> torch.Tensor:
+def multiply_by_quantized_multiplier(acc, multiplier, shift, *, rounding: str = "double") -> torch.Tensor:
     """``acc * multiplier * 2**(shift - 31)``, rounded: TFLite's ``MultiplyByQuantizedMultiplier``.
+
+    ``rounding="double"`` (default) is described below. ``rounding="single"`` is
+    TFLite's ``TFLITE_SINGLE_ROUNDING`` build: the 64-bit product is rounded once,
+    ``(acc * multiplier + 2**(30 - shift)) >> (31 - shift)`` (ties toward +inf),
+    saturated to int32; no left shift, so no overflow error.
 
     Bit-exact with TFLite's reference (default, double-rounding build)::
 
@@ -252,23 +267,28 @@ def multiply_by_quantized_multiplier(acc, multiplier, shift) -> torch.Tensor:
             ``acc`` (per-channel along the last axis: shape ``(M,)`` for an
             ``(N, M)`` ``acc``).
         shift: int or integer tensor in [-31, 30], broadcastable to ``acc``.
+        rounding: ``"double"`` (default) or ``"single"`` (:data:`ROUNDINGS`).
 
     Returns:
         int32 tensor of ``acc``'s shape.
 
     Raises:
         ValueError: ``acc * 2**shift`` overflows int32 for some ``shift > 0``
-            (undefined behaviour in the C++ reference), or values out of range.
+            (undefined behaviour in the C++ reference), values out of range, or
+            an unknown ``rounding``.
 
     Example:
         >>> m, s = quantize_multiplier(0.3)              # (1288490189, -1)
         >>> multiply_by_quantized_multiplier(torch.tensor([10, -10, 5, 1000]), m, s)
         tensor([  3,  -3,   2, 300], dtype=torch.int32)
+        >>> multiply_by_quantized_multiplier(torch.tensor([5]), 2**30, -1, rounding="single")  # 1.25 -> 1
+        tensor([1], dtype=torch.int32)
         >>> acc = torch.tensor([[100, 100], [-7, -7]], dtype=torch.int32)   # (N, M)
         >>> multiply_by_quantized_multiplier(acc, torch.tensor([2**30, 2**30]), torch.tensor([0, 2]))
         tensor([[ 50, 200],
                 [ -3, -14]], dtype=torch.int32)
     """
+    check_rounding(rounding)
     acc_t = _int32_values("acc", acc)  # int64
     multiplier = _int32_values("multiplier", multiplier)  # int64
     shift = _int32_values("shift", shift)  # int64
@@ -278,6 +298,10 @@ def multiply_by_quantized_multiplier(acc, multiplier, shift) -> torch.Tensor:
             f"multiplier {tuple(multiplier.shape)} and shift {tuple(shift.shape)} must broadcast "
             f"to acc's shape {tuple(acc_t.shape)} without enlarging it"
         )
+    if rounding == "single":
+        total = 31 - shift  # int64, in [1, 62]
+        r = (acc_t * multiplier + (torch.ones_like(total) << (total - 1))) >> total  # int64, |acc·m| < 2**62
+        return r.clamp(INT32_MIN, INT32_MAX).to(torch.int32)
     left_shift = shift.clamp(min=0)  # int64
     right_shift = (-shift).clamp(min=0)  # int64
     x = acc_t * (torch.ones_like(left_shift) << left_shift)  # int64, exact

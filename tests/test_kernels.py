@@ -124,8 +124,9 @@ def test_output_grid_narrower_than_int8_is_respected():
     assert torch.equal(out["ref"], out["fast"]) and torch.equal(out["ref"], out["eager"])
 
 
-def test_fused_epilogue_equals_multiply_by_quantized_multiplier():
-    """The rewritten SRDHM / rounding shift, eager and compiled, on extreme int32 values."""
+@pytest.mark.parametrize("rounding", ["double", "single"])
+def test_fused_epilogue_equals_multiply_by_quantized_multiplier(rounding):
+    """The rewritten SRDHM / rounding shift (or the single rounding), eager and compiled, on extreme int32 values."""
     gen = torch.Generator().manual_seed(3)
     reals = torch.cat([torch.rand(60, generator=gen, dtype=torch.float64) ** 8,
                        torch.tensor([0.0, 2.0**-33, 2.0**-31, 0.5, 1 - 2.0**-30, 0.999], dtype=torch.float64)])
@@ -136,10 +137,11 @@ def test_fused_epilogue_equals_multiply_by_quantized_multiplier():
     acc[4:40] = torch.randint(-3000, 3000, (36, 66), generator=gen)  # ties are frequent here
     acc = acc.to(torch.int32)  # (300, 66)
     z_y = 7
-    want = torch.clamp(multiply_by_quantized_multiplier(acc, multiplier, shift).long() + z_y, -128, 127)
+    want = torch.clamp(multiply_by_quantized_multiplier(acc, multiplier, shift, rounding=rounding).long() + z_y,
+                       -128, 127)
     y_qp = grid(1.0, z_y)
     prepared = fast.Prepared(torch.zeros(66, dtype=torch.int32), multiplier, shift, True,
-                             fast.fused_constants(multiplier, shift, y_qp), y_qp)
+                             fast.fused_constants(multiplier, shift, y_qp, rounding), y_qp, rounding)
     assert torch.equal(fast.epilogue(acc, prepared.offset, *prepared.fused_args), want.to(torch.int8))
     assert torch.equal(fast.requantize(acc, prepared, fused=True), want.to(torch.int8))
     assert torch.equal(fast.requantize(acc[:1], prepared, fused=True), want[:1].to(torch.int8))

@@ -45,11 +45,12 @@ def _check_backend(backend) -> None:
 
 
 def int8_linear(q_x, x_qp: QParams, q_w, w_qp: QParams, bias, y_qp: QParams, *,
-                backend: str = "fast") -> torch.Tensor:
+                backend: str = "fast", rounding: str = "double") -> torch.Tensor:
     """int8 ``(N, K)`` × int8 ``(M, K)`` weight (+ float bias) -> int8 ``(N, M)``, integers only.
 
     See :func:`qkit.kernels.ref.int8_linear` for the arguments; ``backend`` is
-    ``"fast"`` (default), ``"eager"`` or ``"ref"``, all giving the same bits.
+    ``"fast"`` (default), ``"eager"`` or ``"ref"``, all giving the same bits;
+    ``rounding`` is ``"double"`` (default) or ``"single"`` (:data:`qkit.fixedpoint.ROUNDINGS`).
 
     Raises:
         TypeError: ``q_x``/``q_w`` not int8, ``bias`` not float, a grid not a QParams.
@@ -60,12 +61,12 @@ def int8_linear(q_x, x_qp: QParams, q_w, w_qp: QParams, bias, y_qp: QParams, *,
     """
     _check_backend(backend)
     if backend == "ref":
-        return ref.int8_linear(q_x, x_qp, q_w, w_qp, bias, y_qp)
-    return fast.int8_linear(q_x, x_qp, q_w, w_qp, bias, y_qp, fused=backend == "fast")
+        return ref.int8_linear(q_x, x_qp, q_w, w_qp, bias, y_qp, rounding=rounding)
+    return fast.int8_linear(q_x, x_qp, q_w, w_qp, bias, y_qp, fused=backend == "fast", rounding=rounding)
 
 
 def int8_conv2d(q_x, x_qp: QParams, q_w, w_qp: QParams, bias, y_qp: QParams, *, stride=1, padding=0,
-                dilation=1, groups=1, backend: str = "fast") -> torch.Tensor:
+                dilation=1, groups=1, backend: str = "fast", rounding: str = "double") -> torch.Tensor:
     """int8 ``(N, C_in, H, W)`` conv2d -> int8 ``(N, C_out, H_out, W_out)``, integers only.
 
     See :func:`qkit.kernels.ref.int8_conv2d`; ``stride``, ``padding``, ``dilation``
@@ -73,7 +74,7 @@ def int8_conv2d(q_x, x_qp: QParams, q_w, w_qp: QParams, bias, y_qp: QParams, *, 
     Errors as :func:`int8_linear`, plus geometry that does not fit.
     """
     _check_backend(backend)
-    geometry = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    geometry = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, rounding=rounding)
     if backend == "ref":
         return ref.int8_conv2d(q_x, x_qp, q_w, w_qp, bias, y_qp, **geometry)
     return fast.int8_conv2d(q_x, x_qp, q_w, w_qp, bias, y_qp, **geometry, fused=backend == "fast")

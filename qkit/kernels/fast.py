@@ -59,6 +59,7 @@ import torch
 import torch.fx.experimental._config as fx_config
 import torch.nn.functional as F
 
+from qkit.fixedpoint import check_rounding
 from qkit.kernels import engine, ref
 from qkit.qparams import QParams
 
@@ -72,6 +73,7 @@ class Prepared(NamedTuple):
     fusable: bool  # every shift <= 0: the fused epilogue applies
     fused_args: tuple  # see fused_constants
     y_qp: QParams
+    rounding: str  # "double" or "single" (qkit.fixedpoint.ROUNDINGS)
 
 
 _CACHE: OrderedDict = OrderedDict()
@@ -83,7 +85,7 @@ def clear_cache() -> None:
     _CACHE.clear()
 
 
-def _build(q_w2: torch.Tensor, bias, x_qp: QParams, w_qp: QParams, y_qp: QParams) -> Prepared:
+def _build(q_w2: torch.Tensor, bias, x_qp: QParams, w_qp: QParams, y_qp: QParams, rounding: str) -> Prepared:
     """Stages 2-4 of ref for an ``(M, K)`` int8 weight: validate, then the constants."""
     m, k = q_w2.shape
     ref.check_grids(x_qp, w_qp, y_qp, m)
@@ -93,12 +95,15 @@ def _build(q_w2: torch.Tensor, bias, x_qp: QParams, w_qp: QParams, y_qp: QParams
     multiplier, shift = ref.output_multipliers(x_qp, w_qp, y_qp, m)  # (M,) int32 each
     row_sums = q_w2.to(torch.int32).sum(dim=1)  # (M,) int32, |.| <= 128 K
     offset = (bias_q.long() - z_x * row_sums.long()).to(torch.int32)  # (M,) fits by stage 4
-    fused_args = fused_constants(multiplier, shift, y_qp)
-    return Prepared(offset, multiplier, shift, bool((shift <= 0).all()), fused_args, y_qp)
+    fused_args = fused_constants(multiplier, shift, y_qp, rounding)
+    return Prepared(offset, multiplier, shift, bool((shift <= 0).all()), fused_args, y_qp, rounding)
 
 
-def rounding_constants(shift: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def rounding_constants(shift: torch.Tensor, rounding: str = "double") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(31 + rs, round_up, round_down)`` of the merged rounding (module docstring), int64, for shifts <= 0.
+
+    ``rounding="single"`` (one rounding of the product, TFLite's single-rounding
+    build) is the same formula with ``round_up = round_down = 2**(30 + rs)``.
 
     Example:
         >>> total_shift, round_up, round_down = rounding_constants(torch.tensor([0, -1, -3]))   # rs = 0, 1, 3
@@ -106,6 +111,9 @@ def rounding_constants(shift: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
         (tensor([31, 32, 34]), tensor([         0, 2147483648, 8589934592]), tensor([         0, 2147483648, 2147483648]))
     """
     rs = (-shift.long()).clamp(min=0)  # right shift of RoundingDivideByPOT, int64
+    if check_rounding(rounding) == "single":
+        half = torch.ones_like(rs) << (30 + rs)  # int64: 2**(total_shift - 1)
+        return 31 + rs, half, half
     c = torch.where(rs > 0, torch.ones_like(rs) << (rs - 1).clamp(min=0), 0)  # 2**(rs-1), or 0
     round_up = (1 << 30) + (c << 31)  # int64
     round_down = round_up - torch.where(rs > 0, 1 << 31, 0)  # int64
@@ -122,12 +130,12 @@ def rounding_multiply(x: torch.Tensor, multiplier, total_shift, round_up, round_
     return (a + torch.where(a >= -(1 << 30), round_up, round_down)) >> total_shift  # int64
 
 
-def fused_constants(multiplier: torch.Tensor, shift: torch.Tensor, y_qp: QParams) -> tuple:
+def fused_constants(multiplier: torch.Tensor, shift: torch.Tensor, y_qp: QParams, rounding: str = "double") -> tuple:
     """:func:`epilogue`'s constants: multiplier, total shift, round_up, round_down (int64 ``(M,)``)
     and ``(z_y, qmin_y - z_y, qmax_y - z_y)`` (int32 ``(3,)``). For shifts <= 0 only."""
     z_y = int(y_qp.zero_point)
     out = torch.tensor([z_y, y_qp.qmin - z_y, y_qp.qmax - z_y], dtype=torch.int32)  # (3,)
-    return (multiplier.long(), *rounding_constants(shift), out)
+    return (multiplier.long(), *rounding_constants(shift, rounding), out)
 
 
 def _snapshot(qps) -> tuple:
@@ -170,10 +178,11 @@ def _unchanged(versions: tuple, tensors: tuple) -> bool:
     return True
 
 
-def prepare(q_w: torch.Tensor, w_qp: QParams, bias, x_qp: QParams, y_qp: QParams) -> Prepared:
+def prepare(q_w: torch.Tensor, w_qp: QParams, bias, x_qp: QParams, y_qp: QParams,
+            rounding: str = "double") -> Prepared:
     """Cached :class:`Prepared` for an int8 weight (``(M, K)``, or a conv weight flattened per row)."""
     qps = (x_qp, w_qp, y_qp)
-    key = (id(q_w), id(bias))
+    key = (id(q_w), id(bias), check_rounding(rounding))
     hit = _CACHE.get(key)
     if hit is not None:
         w_ref, b_ref, vers, snap, prepared = hit
@@ -181,7 +190,7 @@ def prepare(q_w: torch.Tensor, w_qp: QParams, bias, x_qp: QParams, y_qp: QParams
                 and _unchanged(vers, (q_w, bias)) and _same(snap, qps)):
             _CACHE.move_to_end(key)
             return prepared
-    prepared = _build(q_w.reshape(q_w.shape[0], -1), bias, x_qp, w_qp, y_qp)
+    prepared = _build(q_w.reshape(q_w.shape[0], -1), bias, x_qp, w_qp, y_qp, rounding)
     if isinstance(bias, torch.Tensor) or bias is None:  # numpy biases are new tensors every call
         b_ref = None if bias is None else weakref.ref(bias)
         _CACHE[key] = (weakref.ref(q_w), b_ref, (_version(q_w), _version(bias)), _snapshot(qps), prepared)
@@ -244,7 +253,7 @@ def requantize(acc: torch.Tensor, prepared: Prepared, fused: bool = True) -> tor
         if out is not None:
             return out
     acc = acc + prepared.offset  # (R, M) int32, exact by stage 4
-    return ref.requantize(acc, prepared.multiplier, prepared.shift, prepared.y_qp)  # several passes
+    return ref.requantize(acc, prepared.multiplier, prepared.shift, prepared.y_qp, prepared.rounding)  # several passes
 
 
 def int8_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -258,13 +267,13 @@ def int8_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return engine.matmul(a, b)  # (N, M) int32
 
 
-def int8_linear(q_x, x_qp, q_w, w_qp, bias, y_qp, *, fused: bool = True) -> torch.Tensor:
+def int8_linear(q_x, x_qp, q_w, w_qp, bias, y_qp, *, fused: bool = True, rounding: str = "double") -> torch.Tensor:
     """Fast :func:`qkit.kernels.ref.int8_linear`: :func:`int8_matmul` + the (fused) epilogue."""
     q_x = ref.int8_tensor("q_x", q_x, 2, "(N, K)")
     q_w = ref.int8_tensor("q_w", q_w, 2, "(M, K)")
     if q_x.shape[1] != q_w.shape[1]:
         raise ValueError(f"q_x is (N, K) = {tuple(q_x.shape)} but q_w is (M, K) = {tuple(q_w.shape)}: K differs")
-    prepared = prepare(q_w, w_qp, bias, x_qp, y_qp)
+    prepared = prepare(q_w, w_qp, bias, x_qp, y_qp, rounding)
     if q_x.shape[0] == 0:
         return torch.empty(0, q_w.shape[0], dtype=torch.int8)
     acc = int8_matmul(q_x.contiguous(), q_w.contiguous().T)  # (N, M) int32: Σ_k q_x q_w
@@ -316,12 +325,12 @@ def conv2d_sums(q_x, q_w, z_x: int, *, stride=1, padding=0, dilation=1, groups=1
 
 
 def int8_conv2d(q_x, x_qp, q_w, w_qp, bias, y_qp, *, stride=1, padding=0, dilation=1, groups=1,
-                fused: bool = True) -> torch.Tensor:
+                fused: bool = True, rounding: str = "double") -> torch.Tensor:
     """Fast :func:`qkit.kernels.ref.int8_conv2d`: :func:`conv2d_sums` (im2col, :func:`int8_matmul`), the epilogue."""
     q_x, q_w, stride, padding, dilation, groups, (h_out, w_out) = ref.conv_geometry(
         q_x, q_w, stride, padding, dilation, groups)
     n, c_out = q_x.shape[0], q_w.shape[0]
-    prepared = prepare(q_w, w_qp, bias, x_qp, y_qp)
+    prepared = prepare(q_w, w_qp, bias, x_qp, y_qp, rounding)
     if n * h_out * w_out == 0:
         return torch.empty(n, c_out, h_out, w_out, dtype=torch.int8)
     acc = conv2d_sums(q_x, q_w, int(x_qp.zero_point), stride=stride, padding=padding, dilation=dilation,

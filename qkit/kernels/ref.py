@@ -70,7 +70,7 @@ import torch
 import torch.nn.functional as F
 
 from qkit._checks import as_tensor, check_int
-from qkit.fixedpoint import multiply_by_quantized_multiplier, quantize_multipliers
+from qkit.fixedpoint import check_rounding, multiply_by_quantized_multiplier, quantize_multipliers
 from qkit.qparams import QParams
 from qkit.quant import check_qparams
 
@@ -166,22 +166,24 @@ def check_accumulator(k: int, z_x: int, bias_q: torch.Tensor) -> None:
         )
 
 
-def requantize(acc: torch.Tensor, multiplier, shift, y_qp: QParams) -> torch.Tensor:
+def requantize(acc: torch.Tensor, multiplier, shift, y_qp: QParams, rounding: str = "double") -> torch.Tensor:
     """Stage (3): ``q_y = clamp(multiply_by_quantized_multiplier(acc, multiplier, shift) + z_y)``.
 
-    ``multiplier`` and ``shift`` broadcast along ``acc``'s last axis.
+    ``multiplier`` and ``shift`` broadcast along ``acc``'s last axis; ``rounding``
+    is ``"double"`` or ``"single"`` (:data:`qkit.fixedpoint.ROUNDINGS`).
 
     Example:
         >>> y_qp = QParams(torch.tensor(0.1), torch.tensor(-5, dtype=torch.int32), -128, 127)
         >>> requantize(torch.tensor([[10, -10, 20000]]), 1288490189, -1, y_qp)   # M = 0.3
         tensor([[ -2,  -8, 127]], dtype=torch.int8)
     """
-    q = multiply_by_quantized_multiplier(acc, multiplier, shift)  # int32 (raises off int32)
+    q = multiply_by_quantized_multiplier(acc, multiplier, shift, rounding=rounding)  # int32
     q = q.long() + int(y_qp.zero_point)  # int64: q + z_y could pass 2**31 - 1
     return torch.clamp(q, y_qp.qmin, y_qp.qmax).to(torch.int8)
 
 
-def int8_linear(q_x, x_qp: QParams, q_w, w_qp: QParams, bias, y_qp: QParams) -> torch.Tensor:
+def int8_linear(q_x, x_qp: QParams, q_w, w_qp: QParams, bias, y_qp: QParams, *,
+                rounding: str = "double") -> torch.Tensor:
     """Reference int8 linear layer, stage by stage as in the module docstring.
 
     Args:
@@ -191,6 +193,7 @@ def int8_linear(q_x, x_qp: QParams, q_w, w_qp: QParams, bias, y_qp: QParams) -> 
         w_qp: weight grid.
         bias: float ``(M,)`` or None; quantized here to int32 at scale ``s_x s_w``.
         y_qp: per-tensor output grid.
+        rounding: how stage 3 rounds, ``"double"`` (gemmlowp's pair) or ``"single"``.
 
     Returns:
         int8 ``(N, M)`` output on ``y_qp``.
@@ -205,6 +208,7 @@ def int8_linear(q_x, x_qp: QParams, q_w, w_qp: QParams, bias, y_qp: QParams) -> 
         >>> dequantize(q_y, y_qp)                             # float: [[1.35, -1.5]]
         tensor([[ 1.3490, -1.5059]])
     """
+    check_rounding(rounding)
     q_x = int8_tensor("q_x", q_x, 2, "(N, K)")
     q_w = int8_tensor("q_w", q_w, 2, "(M, K)")
     if q_x.shape[1] != q_w.shape[1]:
@@ -217,7 +221,7 @@ def int8_linear(q_x, x_qp: QParams, q_w, w_qp: QParams, bias, y_qp: QParams) -> 
     multiplier, shift = output_multipliers(x_qp, w_qp, y_qp, m)  # (M,) int32 each
 
     acc = (q_x.long() - z_x) @ q_w.long().T + bias_q  # (N, M) int64, fits int32 by stage 4
-    return requantize(acc, multiplier, shift, y_qp)  # (N, M) int8
+    return requantize(acc, multiplier, shift, y_qp, rounding)  # (N, M) int8
 
 
 def pair(name: str, v, low: int) -> tuple[int, int]:
@@ -254,7 +258,8 @@ def conv_geometry(q_x, q_w, stride, padding, dilation, groups):
     return q_x, q_w, stride, padding, dilation, groups, tuple(out)
 
 
-def int8_conv2d(q_x, x_qp, q_w, w_qp, bias, y_qp, *, stride=1, padding=0, dilation=1, groups=1):
+def int8_conv2d(q_x, x_qp, q_w, w_qp, bias, y_qp, *, stride=1, padding=0, dilation=1, groups=1,
+                rounding: str = "double"):
     """Reference int8 conv2d: one tap ``(i, j)`` of the kernel at a time, in int64.
 
     Arguments as :func:`int8_linear`, with ``q_x`` int8 ``(N, C_in, H, W)`` and
@@ -277,6 +282,7 @@ def int8_conv2d(q_x, x_qp, q_w, w_qp, bias, y_qp, *, stride=1, padding=0, dilati
         tensor([[[[4., 4.],
                   [4., 4.]]]])
     """
+    check_rounding(rounding)
     q_x, q_w, (sh, sw), (ph, pw), (dh, dw), groups, (h_out, w_out) = conv_geometry(
         q_x, q_w, stride, padding, dilation, groups)
     n, c_out, cin_g, kh, kw = q_x.shape[0], q_w.shape[0], q_w.shape[1], q_w.shape[2], q_w.shape[3]
@@ -296,4 +302,4 @@ def int8_conv2d(q_x, x_qp, q_w, w_qp, bias, y_qp, *, stride=1, padding=0, dilati
                 tap = xc[:, ins, i * dh: i * dh + sh * (h_out - 1) + 1: sh,
                          j * dw: j * dw + sw * (w_out - 1) + 1: sw]  # (N, C_in/g, H_out, W_out)
                 acc[:, outs] += torch.einsum("nchw,oc->nohw", tap, q_w[outs, :, i, j].long())
-    return requantize(acc, multiplier.view(-1, 1, 1), shift.view(-1, 1, 1), y_qp)
+    return requantize(acc, multiplier.view(-1, 1, 1), shift.view(-1, 1, 1), y_qp, rounding)

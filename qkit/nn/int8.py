@@ -12,6 +12,7 @@ from torch import nn
 
 from qkit import kernels
 from qkit._checks import check_bool
+from qkit.fixedpoint import check_rounding
 from qkit.nn.layers import check_weight, conv_geometry, geometry_of
 from qkit.qparams import QParams, choose_qparams, tensor_range, weight_qparams
 from qkit.quant import check_qparams, dequantize, quantize
@@ -73,9 +74,10 @@ class _QuantLayer(nn.Module):
     """Shared parts: int8 weight + grids as state, int8 -> int8 forward through qkit.kernels."""
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, x_qp: QParams, y_qp: QParams,
-                 *, per_channel: bool, relu: bool, backend: str) -> None:
+                 *, per_channel: bool, relu: bool, backend: str, rounding: str) -> None:
         super().__init__()
         check_bool("per_channel", per_channel)
+        self.rounding = check_rounding(rounding)
         check_bool("relu", relu)
         if backend not in kernels.BACKENDS:
             raise ValueError(f"backend must be one of {kernels.BACKENDS}; got {backend!r}")
@@ -89,7 +91,7 @@ class _QuantLayer(nn.Module):
     def extra_repr(self) -> str:
         return (f"q_w={tuple(self.q_w.shape)} int8, per_channel={self.w_qp.axis is not None}, "
                 f"x_zero_point={int(self.x_qp.zero_point)}, y_zero_point={int(self.y_qp.zero_point)}, "
-                f"backend={self.backend!r}")
+                f"backend={self.backend!r}, rounding={self.rounding!r}")
 
 
 class QuantLinear(_QuantLayer):
@@ -110,21 +112,22 @@ class QuantLinear(_QuantLayer):
     """
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, x_qp: QParams, y_qp: QParams, *,
-                 per_channel: bool = True, relu: bool = False, backend: str = "fast") -> None:
+                 per_channel: bool = True, relu: bool = False, backend: str = "fast",
+                 rounding: str = "double") -> None:
         super().__init__(check_weight(weight, 2, "(out, in)"), bias, x_qp, y_qp, per_channel=per_channel,
-                         relu=relu, backend=backend)
+                         relu=relu, backend=backend, rounding=rounding)
 
     @classmethod
     def from_float(cls, linear: nn.Linear, x_qp: QParams, y_qp: QParams, *, per_channel: bool = True,
-                   relu: bool = False, backend: str = "fast") -> QuantLinear:
+                   relu: bool = False, backend: str = "fast", rounding: str = "double") -> QuantLinear:
         if not isinstance(linear, nn.Linear):
             raise TypeError(f"expected an nn.Linear; got {type(linear).__name__}")
         return cls(linear.weight, linear.bias, x_qp, y_qp, per_channel=per_channel, relu=relu,
-                   backend=backend)
+                   backend=backend, rounding=rounding)
 
     def forward(self, q_x: torch.Tensor) -> torch.Tensor:
         return kernels.int8_linear(q_x, self.x_qp, self.q_w, self.w_qp, self.bias, self.y_qp,
-                                   backend=self.backend)
+                                   backend=self.backend, rounding=self.rounding)
 
 
 class QuantConv2d(_QuantLayer):
@@ -143,20 +146,21 @@ class QuantConv2d(_QuantLayer):
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, x_qp: QParams, y_qp: QParams, *,
                  stride=1, padding=0, dilation=1, groups=1, per_channel: bool = True, relu: bool = False,
-                 backend: str = "fast") -> None:
+                 backend: str = "fast", rounding: str = "double") -> None:
         geometry = conv_geometry(check_weight(weight, 4, "(C_out, C_in/groups, kH, kW)"), stride, padding,
                                  dilation, groups)
-        super().__init__(weight, bias, x_qp, y_qp, per_channel=per_channel, relu=relu, backend=backend)
+        super().__init__(weight, bias, x_qp, y_qp, per_channel=per_channel, relu=relu, backend=backend,
+                         rounding=rounding)
         self.geometry = geometry
 
     @classmethod
     def from_float(cls, conv: nn.Conv2d, x_qp: QParams, y_qp: QParams, *, per_channel: bool = True,
-                   relu: bool = False, backend: str = "fast") -> QuantConv2d:
+                   relu: bool = False, backend: str = "fast", rounding: str = "double") -> QuantConv2d:
         if not isinstance(conv, nn.Conv2d):
             raise TypeError(f"expected an nn.Conv2d; got {type(conv).__name__}")
         return cls(conv.weight, conv.bias, x_qp, y_qp, **geometry_of(conv), per_channel=per_channel, relu=relu,
-                   backend=backend)
+                   backend=backend, rounding=rounding)
 
     def forward(self, q_x: torch.Tensor) -> torch.Tensor:
         return kernels.int8_conv2d(q_x, self.x_qp, self.q_w, self.w_qp, self.bias, self.y_qp,
-                                   backend=self.backend, **self.geometry)
+                                   backend=self.backend, rounding=self.rounding, **self.geometry)
