@@ -35,6 +35,36 @@ Derivation (in the spirit of gemmlowp's ``doc/quantization.md``):
    >>> multiply_by_quantized_multiplier(torch.tensor([1, 5, 6]), 2**30, -1)
    tensor([1, 2, 2], dtype=torch.int32)
 
+5. **One rounding in float64** (``rounding="float64"``). TensorFlow Lite's
+   reference FULLY_CONNECTED (``reference/integer_ops/fully_connected.h``, the
+   overloads that take the scales) skips the fixed-point pair: it forms
+   ``M = double(s_x) * double(s_w) / double(s_y)`` and returns C's
+   ``round(double(acc) * M)``, ties away from zero. ``double(acc)`` is exact
+   (``|acc| < 2**31 < 2**53``); the product is rounded once to 53 bits (an error
+   below ``2**-22`` while ``|acc * M| < 2**31``), then to an integer, so
+   ``|r - acc * M| <= 1/2 + 2**-22``: the correctly rounded result except within
+   ``2**-22`` of a tie. :func:`multiply_by_real_multiplier` takes ``M`` itself;
+   ``multiply_by_quantized_multiplier(..., rounding="float64")`` takes the pair,
+   ``M = multiplier * 2**(shift - 31)`` (exact in float64). Ties differ from
+   ``"single"``, which rounds them toward +inf (``-0.5 -> 0``):
+
+   >>> acc = torch.tensor([5, 2, -2])                                       # times M = 1/4
+   >>> multiply_by_quantized_multiplier(acc, 2**30, -1, rounding="float64")  # 1.25, 0.5, -0.5
+   tensor([ 1,  1, -1], dtype=torch.int32)
+   >>> multiply_by_quantized_multiplier(acc, 2**30, -1, rounding="single")
+   tensor([1, 1, 0], dtype=torch.int32)
+
+6. **The pair, both ties up** (``rounding="double_up"``). ruy, the matrix library
+   behind TFLite's optimized CONV_2D and FULLY_CONNECTED, keeps two roundings in
+   its AVX2 / AVX-512 kernels (``ruy/kernel_avx512.cc``): ``(x * multiplier + 2**30)
+   >> 31`` (stage 2 above, unchanged) and then ``(y + 2**(rs-1)) >> rs``, a
+   rounding shift whose ties go toward +inf for negative ``y`` too. Only negative
+   ties differ from ``"double"``: ``-5 * 1/4`` gives -1 there, ``-1`` here as well,
+   but ``-6 * 1/4 = -1.5`` gives -2 there and -1 here:
+
+   >>> multiply_by_quantized_multiplier(torch.tensor([-5, -6, 6]), 2**30, -1, rounding="double_up")
+   tensor([-1, -1,  2], dtype=torch.int32)
+
 Reference transcribed (and tested bit for bit): TensorFlow Lite
 ``kernels/internal/common.cc`` (2023 layout; the ``TFLITE_SINGLE_ROUNDING``-off
 branch, unchanged since the inline ``common.h`` version), ``quantization_util.cc``
@@ -64,9 +94,12 @@ from qkit._checks import as_tensor, as_int_tensor, check_int
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 MIN_SHIFT, MAX_SHIFT = -31, 30
-# How MultiplyByQuantizedMultiplier rounds: "double" (gemmlowp's pair, TFLite's default
-# build before TFLITE_SINGLE_ROUNDING) or "single" (one rounding of the 64-bit product).
-ROUNDINGS = ("double", "single")
+# How requantization rounds: "double" (gemmlowp's pair: TFLite's default build, its
+# convolutions), "single" (one rounding of the 64-bit product: the TFLITE_SINGLE_ROUNDING
+# build) or "float64" (one rounding, half away from zero, of a float64 product: TFLite's
+# reference FULLY_CONNECTED today) or "double_up" (the pair with both ties toward +inf:
+# ruy's x86 kernels, TFLite's optimized CONV_2D / FULLY_CONNECTED on such CPUs).
+ROUNDINGS = ("double", "single", "float64", "double_up")
 
 
 def check_rounding(rounding) -> str:
@@ -245,13 +278,65 @@ def rounding_divide_by_pot(x, exponent) -> torch.Tensor:
     return _rdbpot(x, exponent).to(torch.int32)
 
 
+def round_half_away(v: torch.Tensor) -> torch.Tensor:
+    """C's ``round``: to the nearest integer, ties away from zero, exactly (float64 in, float64 out).
+
+    ``v - trunc(v)`` is exact in floating point, so comparing it with 1/2 decides
+    without the error of ``floor(v + 0.5)`` (which sends 0.49999999999999994 to 1).
+
+    Example:
+        >>> round_half_away(torch.tensor([0.5, -0.5, 1.5, -2.5, 0.49999999999999994], dtype=torch.float64))
+        tensor([ 1., -1.,  2., -3.,  0.], dtype=torch.float64)
+    """
+    t = torch.trunc(v)  # float64, toward zero
+    return t + torch.where((v - t).abs() >= 0.5, torch.sign(v), torch.zeros_like(v))
+
+
+def multiply_by_real_multiplier(acc, real) -> torch.Tensor:
+    """``round(double(acc) * real)``, ties away from zero, saturated to int32 (module docstring, stage 5).
+
+    TensorFlow Lite's reference FULLY_CONNECTED requantizes so, with the real
+    ``M = double(s_x) * double(s_w) / double(s_y)``. C's cast of an out-of-range
+    double to int32 is undefined; here it saturates.
+
+    Args:
+        acc: integer tensor holding int32 values (any shape).
+        real: float, or float tensor broadcastable to ``acc`` (per channel: last axis);
+            finite and >= 0; float64 values are used as they are.
+
+    Returns:
+        int32 tensor of ``acc``'s shape.
+
+    Example:
+        >>> multiply_by_real_multiplier(torch.tensor([[10, -10, 5, 3]]), 0.3)   # 3, -3, 1.5, 0.9
+        tensor([[ 3, -3,  2,  1]], dtype=torch.int32)
+    """
+    acc_t = _int32_values("acc", acc)  # int64
+    if isinstance(real, numbers.Real) and not isinstance(real, bool):
+        real_t = torch.tensor(float(real), dtype=torch.float64)
+    else:
+        real_t = as_tensor("real", real)
+        if not real_t.is_floating_point():
+            raise TypeError(f"real must be a float or a float tensor; got dtype {real_t.dtype}")
+        real_t = real_t.double()
+    if not torch.isfinite(real_t).all() or (real_t < 0).any():
+        raise ValueError("real must be finite and >= 0; got NaN, inf or a negative value")
+    if _broadcast(("acc", acc_t), ("real", real_t)) != acc_t.shape:
+        raise ValueError(f"real {tuple(real_t.shape)} must broadcast to acc's shape {tuple(acc_t.shape)}")
+    r = round_half_away(acc_t.double() * real_t)  # float64: one IEEE product, then C's round
+    return r.clamp(INT32_MIN, INT32_MAX).to(torch.int32)
+
+
 def multiply_by_quantized_multiplier(acc, multiplier, shift, *, rounding: str = "double") -> torch.Tensor:
     """``acc * multiplier * 2**(shift - 31)``, rounded: TFLite's ``MultiplyByQuantizedMultiplier``.
 
     ``rounding="double"`` (default) is described below. ``rounding="single"`` is
     TFLite's ``TFLITE_SINGLE_ROUNDING`` build: the 64-bit product is rounded once,
     ``(acc * multiplier + 2**(30 - shift)) >> (31 - shift)`` (ties toward +inf),
-    saturated to int32; no left shift, so no overflow error.
+    saturated to int32; no left shift, so no overflow error. ``rounding="float64"``
+    is :func:`multiply_by_real_multiplier` with ``real = multiplier * 2**(shift - 31)``
+    (multiplier >= 0; one rounding, ties away from zero). ``rounding="double_up"`` is
+    the default pair with ``(y + 2**(rs-1)) >> rs`` as its second rounding (ruy's).
 
     Bit-exact with TFLite's reference (default, double-rounding build)::
 
@@ -267,7 +352,7 @@ def multiply_by_quantized_multiplier(acc, multiplier, shift, *, rounding: str = 
             ``acc`` (per-channel along the last axis: shape ``(M,)`` for an
             ``(N, M)`` ``acc``).
         shift: int or integer tensor in [-31, 30], broadcastable to ``acc``.
-        rounding: ``"double"`` (default) or ``"single"`` (:data:`ROUNDINGS`).
+        rounding: ``"double"`` (default), ``"single"``, ``"float64"`` or ``"double_up"`` (:data:`ROUNDINGS`).
 
     Returns:
         int32 tensor of ``acc``'s shape.
@@ -298,6 +383,9 @@ def multiply_by_quantized_multiplier(acc, multiplier, shift, *, rounding: str = 
             f"multiplier {tuple(multiplier.shape)} and shift {tuple(shift.shape)} must broadcast "
             f"to acc's shape {tuple(acc_t.shape)} without enlarging it"
         )
+    if rounding == "float64":
+        real = multiplier.double() * torch.pow(2.0, (shift - 31).double())  # float64, exact
+        return multiply_by_real_multiplier(acc_t, real)
     if rounding == "single":
         total = 31 - shift  # int64, in [1, 62]
         r = (acc_t * multiplier + (torch.ones_like(total) << (total - 1))) >> total  # int64, |acc·m| < 2**62
@@ -315,4 +403,6 @@ def multiply_by_quantized_multiplier(acc, multiplier, shift, *, rounding: str = 
             f"reference); got acc={a}, shift={s} at index {tuple(i)}"
         )
     y = _srdhm(x, multiplier)  # int64 holding int32: round(x * multiplier / 2**31)
+    if rounding == "double_up":  # ruy: (y + 2**(rs-1)) >> rs, ties toward +inf; int64, no overflow
+        return ((y + ((torch.ones_like(right_shift) << right_shift) >> 1)) >> right_shift).to(torch.int32)
     return _rdbpot(y, right_shift).to(torch.int32)  # round(y / 2**right_shift)

@@ -18,7 +18,9 @@ from hypothesis import strategies as st
 from hypothesis_profiles import examples
 
 from qkit.fixedpoint import (
+    ROUNDINGS,
     multiply_by_quantized_multiplier,
+    multiply_by_real_multiplier,
     quantize_multiplier,
     quantize_multipliers,
     rounding_divide_by_pot,
@@ -354,3 +356,108 @@ def test_result_is_within_one_of_the_exact_product(data, real):
             assert got == round_half_away(exact)  # far from a tie: correctly rounded
     else:  # flushed to zero: real < 2**-32, so |acc * real| < 1/2
         assert got == 0 and err < Fraction(1, 2)
+
+
+# ---------------------------------------------------------------- rounding="float64": TFLite's reference FC
+def ref_float_requant(acc: int, real: float) -> int:
+    """C: static_cast<int32_t>(round(static_cast<double>(acc) * real)); Python floats are IEEE doubles."""
+    product = float(acc) * real  # one IEEE double product, as in C
+    r = round_half_away(Fraction(product))  # C's round, on the exact value of that double
+    return max(INT32_MIN, min(INT32_MAX, r))  # out of range is UB in C; qkit saturates
+
+
+def test_float64_is_a_rounding_and_rounds_ties_away():
+    assert "float64" in ROUNDINGS
+    acc = i32([2, -2, 6, -6, 5, -5])  # times 1/4: 0.5, -0.5, 1.5, -1.5, 1.25, -1.25
+    assert multiply_by_real_multiplier(acc, 0.25).tolist() == [1, -1, 2, -2, 1, -1]
+    assert multiply_by_quantized_multiplier(acc, 2**30, -1, rounding="float64").tolist() == [1, -1, 2, -2, 1, -1]
+    assert multiply_by_quantized_multiplier(acc, 2**30, -1, rounding="single").tolist() == [1, 0, 2, -1, 1, -1]
+    assert multiply_by_quantized_multiplier(acc, 2**30, -1, rounding="double").tolist() == [1, -1, 2, -2, 2, -1]
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(accs=st.lists(int32s, min_size=1, max_size=20),
+       real=st.one_of(st.floats(0.0, 1.0), st.floats(1.0, 2.0**12), st.sampled_from([0.25, 0.5, 1 / 3, 0.1])))
+def test_real_multiplier_matches_the_c_formula(accs, real):
+    got = multiply_by_real_multiplier(i32(accs), real).tolist()
+    assert got == [ref_float_requant(a, real) for a in accs]
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(data=st.data(), n=st.integers(1, 4), channels=st.integers(1, 6))
+def test_real_multiplier_per_channel(data, n, channels):
+    reals = data.draw(st.lists(st.floats(0.0, 4.0), min_size=channels, max_size=channels))
+    accs = data.draw(st.lists(st.lists(int32s, min_size=channels, max_size=channels), min_size=n, max_size=n))
+    got = multiply_by_real_multiplier(i32(accs), torch.tensor(reals, dtype=torch.float64))
+    assert got.dtype == torch.int32 and got.tolist() == [[ref_float_requant(a, r) for a, r in zip(row, reals)]
+                                                         for row in accs]
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(data=st.data(), m=multipliers, shift=st.integers(-31, 0))
+def test_float64_pair_is_one_rounding_of_the_pair_value(data, m, shift):
+    """rounding="float64" with (multiplier, shift): C's round of double(acc) * multiplier * 2**(shift-31)."""
+    accs = data.draw(st.lists(int32s, min_size=1, max_size=20))
+    real = m * 2.0 ** (shift - 31)  # exact in a double
+    got = multiply_by_quantized_multiplier(i32(accs), m, shift, rounding="float64").tolist()
+    assert got == [ref_float_requant(a, real) for a in accs]
+    for a, g in zip(accs, got):  # one rounding: within 1/2 (+ the product's own rounding) of the exact value
+        exact = Fraction(a) * Fraction(m) / 2 ** (31 - shift)
+        if abs(exact) < 2**31 - 1:
+            assert abs(g - exact) <= Fraction(1, 2) + Fraction(1, 2**21)
+
+
+def test_real_multiplier_refuses_bad_inputs():
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        multiply_by_real_multiplier(i32([1]), -0.5)
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        multiply_by_real_multiplier(i32([1]), float("nan"))
+    with pytest.raises(TypeError, match="float"):
+        multiply_by_real_multiplier(i32([1]), torch.tensor([1]))
+    with pytest.raises(ValueError, match="broadcast"):
+        multiply_by_real_multiplier(i32([1, 2]), torch.tensor([0.5, 0.5, 0.5]))
+    with pytest.raises(ValueError, match="rounding must be one of"):
+        multiply_by_quantized_multiplier(i32([1]), 2**30, 0, rounding="float32")
+
+
+# ---------------------------------------------------------------- rounding="double_up": ruy's pair
+def ref_ruy_pair(x: int, m: int, shift: int) -> int:
+    """ruy's x86 kernels (kernel_avx512.cc), C semantics: x << left, (x*m + 2**30) >> 31, (y + 2**(rs-1)) >> rs."""
+    left, rs = max(shift, 0), max(-shift, 0)
+    x = int32_mul(x, 2**left)
+    y = (x * m + 2**30) >> 31  # arithmetic shift: floor
+    return (y + ((1 << rs) >> 1)) >> rs
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(data=st.data(), m=multipliers, shift=shifts)
+def test_double_up_matches_ruys_formula(data, m, shift):
+    accs = data.draw(st.lists(acc_for(shift), min_size=1, max_size=20))
+    want = []
+    for a in accs:
+        try:
+            want.append(ref_ruy_pair(a, m, shift))
+        except UndefinedBehaviour:
+            with pytest.raises(ValueError, match="must fit int32"):
+                multiply_by_quantized_multiplier(i32([a]), m, shift, rounding="double_up")
+            return
+    assert multiply_by_quantized_multiplier(i32(accs), m, shift, rounding="double_up").tolist() == want
+    # it differs from "double" only on negative ties of the second rounding
+    double = multiply_by_quantized_multiplier(i32(accs), m, shift).tolist()
+    for a, d, u in zip(accs, double, want):
+        if d != u:
+            assert u == d + 1 and a < 0
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(data=st.data(), shift=st.integers(-31, 0), rounding=st.sampled_from(["double", "single", "double_up"]))
+def test_fast_merged_rounding_matches_fixedpoint(data, shift, rounding):
+    """qkit.kernels.fast's one-shift rewrite (eager here; compiled in test_litert) for every fixed-point rule."""
+    from qkit.kernels import fast
+
+    m = data.draw(multipliers)
+    accs = data.draw(st.lists(int32s, min_size=1, max_size=20))
+    consts = fast.rounding_constants(torch.tensor([shift]), rounding)
+    got = fast.rounding_multiply(i32(accs), torch.tensor([m]), *consts)
+    want = multiply_by_quantized_multiplier(i32(accs), m, shift, rounding=rounding)
+    assert got.tolist() == want.tolist()

@@ -45,12 +45,13 @@ def _check_backend(backend) -> None:
 
 
 def int8_linear(q_x, x_qp: QParams, q_w, w_qp: QParams, bias, y_qp: QParams, *,
-                backend: str = "fast", rounding: str = "double") -> torch.Tensor:
-    """int8 ``(N, K)`` × int8 ``(M, K)`` weight (+ float bias) -> int8 ``(N, M)``, integers only.
+                backend: str = "fast", rounding: str = "float64") -> torch.Tensor:
+    """int8 ``(N, K)`` × int8 ``(M, K)`` weight (+ float or int32 bias) -> int8 ``(N, M)``, integers only.
 
     See :func:`qkit.kernels.ref.int8_linear` for the arguments; ``backend`` is
     ``"fast"`` (default), ``"eager"`` or ``"ref"``, all giving the same bits;
-    ``rounding`` is ``"double"`` (default) or ``"single"`` (:data:`qkit.fixedpoint.ROUNDINGS`).
+    ``rounding`` is ``"float64"`` (default: TensorFlow Lite's reference FULLY_CONNECTED),
+    ``"double"`` or ``"single"`` (:data:`qkit.fixedpoint.ROUNDINGS`).
 
     Raises:
         TypeError: ``q_x``/``q_w`` not int8, ``bias`` not float, a grid not a QParams.
@@ -70,7 +71,8 @@ def int8_conv2d(q_x, x_qp: QParams, q_w, w_qp: QParams, bias, y_qp: QParams, *, 
     """int8 ``(N, C_in, H, W)`` conv2d -> int8 ``(N, C_out, H_out, W_out)``, integers only.
 
     See :func:`qkit.kernels.ref.int8_conv2d`; ``stride``, ``padding``, ``dilation``
-    (int or pair) and ``groups`` mean what they mean in ``torch.nn.functional.conv2d``.
+    (int or pair) and ``groups`` mean what they mean in ``torch.nn.functional.conv2d``;
+    ``rounding`` defaults to ``"double"`` (TensorFlow Lite's reference CONV_2D / DEPTHWISE_CONV_2D).
     Errors as :func:`int8_linear`, plus geometry that does not fit.
     """
     _check_backend(backend)

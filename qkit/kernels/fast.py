@@ -60,7 +60,8 @@ import torch.fx.experimental._config as fx_config
 import torch.nn.functional as F
 
 from qkit.fixedpoint import check_rounding
-from qkit.kernels import engine, ref
+from qkit.kernels import conv, conv_engine, engine, ref
+from qkit.kernels.compiled import Compiled
 from qkit.qparams import QParams
 
 
@@ -92,7 +93,7 @@ def _build(q_w2: torch.Tensor, bias, x_qp: QParams, w_qp: QParams, y_qp: QParams
     z_x = int(x_qp.zero_point)
     bias_q = ref.quantize_bias(bias, x_qp, w_qp, m)  # (M,) int32
     ref.check_accumulator(k, z_x, bias_q)
-    multiplier, shift = ref.output_multipliers(x_qp, w_qp, y_qp, m)  # (M,) int32 each
+    multiplier, shift = ref.output_multipliers(x_qp, w_qp, y_qp, m, rounding)  # (M,) each; "float64": M itself
     row_sums = q_w2.to(torch.int32).sum(dim=1)  # (M,) int32, |.| <= 128 K
     offset = (bias_q.long() - z_x * row_sums.long()).to(torch.int32)  # (M,) fits by stage 4
     fused_args = fused_constants(multiplier, shift, y_qp, rounding)
@@ -103,7 +104,8 @@ def rounding_constants(shift: torch.Tensor, rounding: str = "double") -> tuple[t
     """``(31 + rs, round_up, round_down)`` of the merged rounding (module docstring), int64, for shifts <= 0.
 
     ``rounding="single"`` (one rounding of the product, TFLite's single-rounding
-    build) is the same formula with ``round_up = round_down = 2**(30 + rs)``.
+    build) is the same formula with ``round_up = round_down = 2**(30 + rs)``;
+    ``rounding="double_up"`` (ruy's pair, ties up twice) with ``round_down = round_up``.
 
     Example:
         >>> total_shift, round_up, round_down = rounding_constants(torch.tensor([0, -1, -3]))   # rs = 0, 1, 3
@@ -111,11 +113,15 @@ def rounding_constants(shift: torch.Tensor, rounding: str = "double") -> tuple[t
         (tensor([31, 32, 34]), tensor([         0, 2147483648, 8589934592]), tensor([         0, 2147483648, 2147483648]))
     """
     rs = (-shift.long()).clamp(min=0)  # right shift of RoundingDivideByPOT, int64
-    if check_rounding(rounding) == "single":
+    if check_rounding(rounding) == "float64":
+        raise ValueError("rounding='float64' has no fixed-point constants: fused_constants keeps the real M")
+    if rounding == "single":
         half = torch.ones_like(rs) << (30 + rs)  # int64: 2**(total_shift - 1)
         return 31 + rs, half, half
     c = torch.where(rs > 0, torch.ones_like(rs) << (rs - 1).clamp(min=0), 0)  # 2**(rs-1), or 0
     round_up = (1 << 30) + (c << 31)  # int64
+    if rounding == "double_up":  # ruy's second rounding adds 2**(rs-1) whatever the sign: no select
+        return 31 + rs, round_up, round_up
     round_down = round_up - torch.where(rs > 0, 1 << 31, 0)  # int64
     return 31 + rs, round_up, round_down
 
@@ -132,9 +138,15 @@ def rounding_multiply(x: torch.Tensor, multiplier, total_shift, round_up, round_
 
 def fused_constants(multiplier: torch.Tensor, shift: torch.Tensor, y_qp: QParams, rounding: str = "double") -> tuple:
     """:func:`epilogue`'s constants: multiplier, total shift, round_up, round_down (int64 ``(M,)``)
-    and ``(z_y, qmin_y - z_y, qmax_y - z_y)`` (int32 ``(3,)``). For shifts <= 0 only."""
+    and ``(z_y, qmin_y - z_y, qmax_y - z_y)`` (int32 ``(3,)``). For shifts <= 0 only.
+
+    ``rounding="float64"``: ``multiplier`` is the real ``M`` (float64, from
+    ``ref.output_multipliers``), kept as float64; the three shift constants are unused zeros."""
     z_y = int(y_qp.zero_point)
     out = torch.tensor([z_y, y_qp.qmin - z_y, y_qp.qmax - z_y], dtype=torch.int32)  # (3,)
+    if check_rounding(rounding) == "float64":
+        unused = torch.zeros_like(multiplier, dtype=torch.int64)  # (M,)
+        return (multiplier.double(), unused, unused, unused, out)
     return (multiplier.long(), *rounding_constants(shift, rounding), out)
 
 
@@ -209,6 +221,12 @@ def epilogue(acc, offset, multiplier, total_shift, round_up, round_down, out):
         >>> epilogue(acc, torch.zeros(1, dtype=torch.int32), *consts)   # 1.5 -> 2, -1.5 -> -2
         tensor([[  3,  -3,   2,  -2, 127]], dtype=torch.int8)
     """
+    if multiplier.is_floating_point():  # rounding="float64": C's round(double(acc) * M), as fixedpoint
+        v = (acc + offset).to(torch.float64) * multiplier  # (R, M) float64, one IEEE product
+        t = torch.trunc(v)  # (R, M) float64; v - t is exact, so the tie test is exact
+        r = t + torch.where((v - t).abs() >= 0.5, torch.sign(v), torch.zeros_like(v))  # ties away from 0
+        r = torch.clamp(r, out[1], out[2]).to(torch.int32)  # (R, M) int32, clamped before the cast
+        return (r + out[0]).to(torch.int8)  # (R, M) int8
     r = rounding_multiply(acc + offset, multiplier, total_shift, round_up, round_down)  # (R, M) int64; exact
     r = torch.clamp(r.to(torch.int32), out[1], out[2])  # (R, M) int32, shifted grid bounds
     return (r + out[0]).to(torch.int8)  # (R, M) int8
@@ -225,7 +243,8 @@ def _fused(acc: torch.Tensor, prepared: Prepared):
     if _Compiled.failed:
         return None
     args = (acc, prepared.offset, *prepared.fused_args)
-    sig = (acc.shape[0] == 1, acc.shape[1] == 1, torch.is_inference_mode_enabled())  # 0/1 sizes specialise
+    sig = (acc.shape[0] == 1, acc.shape[1] == 1, torch.is_inference_mode_enabled(),
+           prepared.fused_args[0].dtype)  # 0/1 sizes specialise; a float64 M ("float64") is another graph
     try:
         if _Compiled.fn is None:  # dynamic: one graph for all sizes; dynamic_threads: parallel at any size
             _Compiled.fn = torch.compile(epilogue, dynamic=True, options={"cpp.dynamic_threads": True})
@@ -267,13 +286,19 @@ def int8_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return engine.matmul(a, b)  # (N, M) int32
 
 
-def int8_linear(q_x, x_qp, q_w, w_qp, bias, y_qp, *, fused: bool = True, rounding: str = "double") -> torch.Tensor:
-    """Fast :func:`qkit.kernels.ref.int8_linear`: :func:`int8_matmul` + the (fused) epilogue."""
+def int8_linear(q_x, x_qp, q_w, w_qp, bias, y_qp, *, fused: bool = True, rounding: str = "float64",
+                prepared: Prepared | None = None) -> torch.Tensor:
+    """Fast :func:`qkit.kernels.ref.int8_linear`: :func:`int8_matmul` + the (fused) epilogue.
+
+    ``prepared`` (optional) is this layer's :class:`Prepared`, kept by the caller (the int8
+    modules keep theirs: :meth:`qkit.nn.QuantLinear.constants`); without it :func:`prepare`'s cache is used.
+    """
     q_x = ref.int8_tensor("q_x", q_x, 2, "(N, K)")
     q_w = ref.int8_tensor("q_w", q_w, 2, "(M, K)")
     if q_x.shape[1] != q_w.shape[1]:
         raise ValueError(f"q_x is (N, K) = {tuple(q_x.shape)} but q_w is (M, K) = {tuple(q_w.shape)}: K differs")
-    prepared = prepare(q_w, w_qp, bias, x_qp, y_qp, rounding)
+    if prepared is None:
+        prepared = prepare(q_w, w_qp, bias, x_qp, y_qp, rounding)
     if q_x.shape[0] == 0:
         return torch.empty(0, q_w.shape[0], dtype=torch.int8)
     acc = int8_matmul(q_x.contiguous(), q_w.contiguous().T)  # (N, M) int32: Σ_k q_x q_w
@@ -286,54 +311,74 @@ def conv2d_sums(q_x, q_w, z_x: int, *, stride=1, padding=0, dilation=1, groups=1
     Returns int32 ``(N, H_out, W_out, C_out)``, channels last: ``reshape(-1, C_out)``
     gives a matmul's ``(R, C_out)`` accumulator rows. Padding with ``z_x`` (the
     integer of 0.0) keeps the folded ``- z_x Σ q_w`` exact at the border.
-    Depthwise convolutions (one input channel per group) sum ``kH·kW`` shifted
-    int32 products; the others are im2col plus one :func:`int8_matmul` per group.
+    This is the matmul path (:func:`qkit.kernels.conv.matmul_sums`: im2col plus one
+    :func:`int8_matmul` per group; depthwise convolutions sum ``kH·kW`` shifted int32
+    products); :func:`int8_conv2d` may take the float32 path instead (:mod:`qkit.kernels.conv_engine`).
 
     Example:
         >>> q_x, q_w = torch.ones(1, 1, 2, 2, dtype=torch.int8), torch.ones(1, 1, 3, 3, dtype=torch.int8)
         >>> conv2d_sums(q_x, q_w, -3, padding=1).flatten()     # 4 ones and 5 padded -3s each
         tensor([-11, -11, -11, -11], dtype=torch.int32)
     """
-    q_x, q_w, (sh, sw), (ph, pw), (dh, dw), groups, (h_out, w_out) = ref.conv_geometry(
-        q_x, q_w, stride, padding, dilation, groups)
-    n, c_out, cin_g, kh, kw = q_x.shape[0], q_w.shape[0], q_w.shape[1], q_w.shape[2], q_w.shape[3]
-    cout_g, rows = c_out // groups, n * h_out * w_out
-    if rows == 0:
-        return torch.zeros(n, h_out, w_out, c_out, dtype=torch.int32)
-    xp = F.pad(q_x, (pw, pw, ph, ph), value=z_x)  # (N, C_in, Hp, Wp) int8
-    if cin_g == 1:  # depthwise
-        xp = xp.permute(0, 2, 3, 1).contiguous()  # (N, Hp, Wp, C_in) int8, channels last
-        if cout_g > 1:
-            xp = xp.repeat_interleave(cout_g, dim=3)  # (N, Hp, Wp, C_out): channel o reads o // cout_g
-        w = q_w.reshape(c_out, kh * kw).T.to(torch.int32)  # (kH·kW, C_out) int32
-        acc = torch.zeros(n, h_out, w_out, c_out, dtype=torch.int32)
-        for i in range(kh):
-            for j in range(kw):
-                tap = xp[:, i * dh: i * dh + sh * (h_out - 1) + 1: sh,
-                         j * dw: j * dw + sw * (w_out - 1) + 1: sw]  # (N, H_out, W_out, C_out) int8
-                acc += tap.to(torch.int32) * w[i * kw + j]  # int32, partial sums within stage 4's bound
-        return acc  # (N, Ho, Wo, C_out) int32
-    patches = xp.unfold(2, dh * (kh - 1) + 1, sh).unfold(3, dw * (kw - 1) + 1, sw)  # (N, C_in, Ho, Wo, ., .)
-    patches = patches[..., ::dh, ::dw].permute(0, 2, 3, 1, 4, 5)  # (N, Ho, Wo, C_in, kH, kW) view
-    w2 = q_w.contiguous().reshape(c_out, cin_g * kh * kw)  # (C_out, K) int8
-    accs = []
-    for g in range(groups):
-        cols = patches[:, :, :, g * cin_g: (g + 1) * cin_g].reshape(rows, cin_g * kh * kw)  # (R, K) im2col
-        accs.append(int8_matmul(cols, w2[g * cout_g: (g + 1) * cout_g].T))  # (R, C_out/g) int32
-    acc = accs[0] if groups == 1 else torch.cat(accs, dim=1)  # (R, C_out) int32
-    return acc.reshape(n, h_out, w_out, c_out)  # (N, Ho, Wo, C_out) int32
-
-
-def int8_conv2d(q_x, x_qp, q_w, w_qp, bias, y_qp, *, stride=1, padding=0, dilation=1, groups=1,
-                fused: bool = True, rounding: str = "double") -> torch.Tensor:
-    """Fast :func:`qkit.kernels.ref.int8_conv2d`: :func:`conv2d_sums` (im2col, :func:`int8_matmul`), the epilogue."""
     q_x, q_w, stride, padding, dilation, groups, (h_out, w_out) = ref.conv_geometry(
         q_x, q_w, stride, padding, dilation, groups)
     n, c_out = q_x.shape[0], q_w.shape[0]
-    prepared = prepare(q_w, w_qp, bias, x_qp, y_qp, rounding)
+    if n * h_out * w_out == 0:
+        return torch.zeros(n, h_out, w_out, c_out, dtype=torch.int32)
+    rows = conv.matmul_sums(q_x, q_w, z_x, stride, padding, dilation, groups, (h_out, w_out))  # (R, C_out) int32
+    return rows.reshape(n, h_out, w_out, c_out)  # (N, Ho, Wo, C_out) int32
+
+
+def epilogue_float(acc, offset, multiplier, total_shift, round_up, round_down, out):
+    """:func:`epilogue` of a float32 accumulator that holds exact integers (:mod:`qkit.kernels.conv`).
+
+    The conversion to int32 is exact (the values are integers with ``|acc| < 2**31``: stage 4
+    of ref) and, compiled, fused into the epilogue's one pass instead of a pass of its own.
+    """
+    return epilogue(acc.to(torch.int32), offset, multiplier, total_shift, round_up, round_down, out)
+
+
+_FLOAT_EPILOGUE = Compiled(epilogue_float, "int8 requantization epilogue (float32 accumulator)")
+
+
+def requantize_rows(acc: torch.Tensor, prepared: Prepared, fused: bool = True) -> torch.Tensor:
+    """:func:`requantize` for an int32 or an exact-integer float32 ``(R, M)`` accumulator -> int8 ``(R, M)``."""
+    if acc.dtype == torch.int32:
+        return requantize(acc, prepared, fused)
+    if fused and prepared.fusable and not _Compiled.failed:
+        return _FLOAT_EPILOGUE(acc, prepared.offset, *prepared.fused_args)  # (R, M) int8
+    return requantize(acc.to(torch.int32), prepared, fused)  # (R, M) int8
+
+
+def conv_weight_float(q_w: torch.Tensor) -> torch.Tensor:
+    """The int8 conv weight as float32, the float32 path's operand (int8 modules keep it)."""
+    return q_w.float()  # (C_out, C_in/groups, kH, kW) float32, exact
+
+
+def int8_conv2d(q_x, x_qp, q_w, w_qp, bias, y_qp, *, stride=1, padding=0, dilation=1, groups=1,
+                fused: bool = True, rounding: str = "double", prepared: Prepared | None = None,
+                w_float: torch.Tensor | None = None) -> torch.Tensor:
+    """Fast :func:`qkit.kernels.ref.int8_conv2d`: exact sums (float32 conv or im2col + matmul), the epilogue.
+
+    The path per kind of conv (depthwise, pointwise, spatial) is :func:`qkit.kernels.conv_engine.path`.
+    The result is channels-last (``torch.channels_last``: an ``(N, C_out, Ho, Wo)`` view of
+    NHWC memory, the layout the epilogue writes), so the next conv reads it without a copy;
+    ``.contiguous()`` gives the NCHW layout. ``prepared`` / ``w_float`` are the layer's
+    constants if the caller keeps them (:class:`qkit.nn.QuantConv2d` does).
+    """
+    q_x, q_w, stride, padding, dilation, groups, (h_out, w_out) = ref.conv_geometry(
+        q_x, q_w, stride, padding, dilation, groups)
+    n, c_out, cin_g, kh, kw = q_x.shape[0], *q_w.shape
+    if prepared is None:
+        prepared = prepare(q_w, w_qp, bias, x_qp, y_qp, rounding)
     if n * h_out * w_out == 0:
         return torch.empty(n, c_out, h_out, w_out, dtype=torch.int8)
-    acc = conv2d_sums(q_x, q_w, int(x_qp.zero_point), stride=stride, padding=padding, dilation=dilation,
-                      groups=groups)  # (N, Ho, Wo, C_out) int32
-    out = requantize(acc.reshape(-1, c_out), prepared, fused)  # (R, C_out) int8
-    return out.reshape(n, h_out, w_out, c_out).permute(0, 3, 1, 2).contiguous()  # (N, C_out, Ho, Wo)
+    z_x = int(x_qp.zero_point)
+    kind = conv_engine.kind(cin_g, kh, kw, padding, groups)
+    if conv_engine.path(kind) == "float32" and conv.fits_float32(cin_g, kh, kw, groups):
+        w_float = conv_weight_float(q_w) if w_float is None else w_float
+        acc = conv.rows_of(conv.float32_sums(q_x, w_float, z_x, stride, padding, dilation, groups))  # (R, C_out)
+    else:
+        acc = conv.matmul_sums(q_x, q_w, z_x, stride, padding, dilation, groups, (h_out, w_out))  # (R, C_out) int32
+    out = requantize_rows(acc, prepared, fused)  # (R, C_out) int8
+    return out.reshape(n, h_out, w_out, c_out).permute(0, 3, 1, 2)  # (N, C_out, Ho, Wo), channels last

@@ -30,9 +30,21 @@ affine input (``s_x``, ``z_x``) and a **scale**-scheme weight (``z_w = 0``,
 
        q_y = clamp(z_y + M[m] · acc, qmin_y, qmax_y),   M[m] = s_x s_w[m] / s_y   (3)
 
-   ``M`` is formed in float64 once, stored as a fixed-point ``(multiplier,
-   shift)`` (:func:`qkit.fixedpoint.quantize_multipliers`) and applied with
-   :func:`qkit.fixedpoint.multiply_by_quantized_multiplier`: no float at run time.
+   ``M`` is formed in float64 once, as TensorFlow Lite forms it
+   (:func:`real_multipliers`), then applied one of two ways, as TFLite's
+   reference kernels do today (``kernels/internal/reference/integer_ops/``):
+
+   * **conv2d** (``conv.h``, ``depthwise_conv.h``; ``rounding="double"``, the
+     default of :func:`int8_conv2d`): ``M`` is stored as a fixed-point
+     ``(multiplier, shift)`` (:func:`qkit.fixedpoint.quantize_multipliers`) and
+     applied with :func:`qkit.fixedpoint.multiply_by_quantized_multiplier`
+     (gemmlowp's rounding pair): no float at run time;
+   * **linear** (``fully_connected.h``; ``rounding="float64"``, the default of
+     :func:`int8_linear`): ``round(double(acc) * M)``, one rounding in float64,
+     ties away from zero (:func:`qkit.fixedpoint.multiply_by_real_multiplier`).
+
+   Both are within one level of each other; the fixed-point pair is what integer-only
+   hardware runs, the float64 product what a CPU with a float unit can afford.
 4. **Overflow guard.** An int8 ``q_x`` is in [-128, 127], so
    ``|q_x - z_x| <= A = max(z_x + 128, 127 - z_x)`` (128 for ``z_x = 0``, 255
    at either end), and ``|q_w| <= 128``. Hence::
@@ -45,7 +57,7 @@ affine input (``s_x``, ``z_x``) and a **scale**-scheme weight (``z_w = 0``,
    kernels refuse larger K: an int32 accumulator would wrap around silently.
 
 Error against float (``t`` = the exact real result in output levels): the
-fixed-point multiply rounds twice, ``|r - acc·M| <= 1/2 + 2**-(1+rs)``
+fixed-point multiply (``rounding="double"``) rounds twice, ``|r - acc·M| <= 1/2 + 2**-(1+rs)``
 (``rs = -shift >= 1``, so ``M < 1/2``) or ``1/2`` (``rs = 0``, ``M < 1``);
 ``bias_q`` is off by at most 1/2, i.e. ``M/2`` levels; ``M``'s own rounding
 (2**-31 relative) and the float path's arithmetic are negligible, and the
@@ -61,7 +73,8 @@ is the brightest value, not black). Here the input is centred first
 (``q_x - z_x``) and padded with 0, which is the same thing.
 
 Scope: int8 in, int8 out; per-tensor input and output grids; weights
-per-tensor or per-channel along axis 0.
+per-tensor or per-channel along axis 0. A bias may come as float (quantized by
+(2)) or, as a ``.tflite`` file stores it, already as int32 on the grid ``s_x s_w``.
 """
 
 from __future__ import annotations
@@ -70,7 +83,8 @@ import torch
 import torch.nn.functional as F
 
 from qkit._checks import as_tensor, check_int
-from qkit.fixedpoint import check_rounding, multiply_by_quantized_multiplier, quantize_multipliers
+from qkit.fixedpoint import (check_rounding, multiply_by_quantized_multiplier, multiply_by_real_multiplier,
+                             quantize_multipliers)
 from qkit.qparams import QParams
 from qkit.quant import check_qparams
 
@@ -112,20 +126,28 @@ def check_grids(x_qp: QParams, w_qp: QParams, y_qp: QParams, channels: int) -> N
 def quantize_bias(bias, x_qp: QParams, w_qp: QParams, channels: int) -> torch.Tensor:
     """Stage (2): ``bias_q = round_half_even(bias / (s_x s_w))`` as int32 ``(channels,)``.
 
+    An int32 ``bias`` is taken as already quantized (TensorFlow Lite stores its
+    biases so, on the scale ``s_x s_w``) and returned as it is; ``None`` gives zeros.
+
     Example:
         >>> from qkit import choose_qparams
         >>> x_qp = choose_qparams(-1.0, 1.0)                       # s_x = 2/255
         >>> w_qp = QParams(torch.tensor([0.01, 0.02]), torch.zeros(2, dtype=torch.int32), -127, 127, 0)
         >>> quantize_bias(torch.tensor([0.5, -0.001]), x_qp, w_qp, 2)   # 0.5/(2/255·0.01) = 6375
         tensor([6375,   -6], dtype=torch.int32)
+        >>> quantize_bias(torch.tensor([6375, -6], dtype=torch.int32), x_qp, w_qp, 2)   # already int32
+        tensor([6375,   -6], dtype=torch.int32)
     """
     if bias is None:
         return torch.zeros(channels, dtype=torch.int32)
     b = as_tensor("bias", bias)
-    if not b.is_floating_point():
-        raise TypeError(f"bias must be a float tensor or None; got dtype {b.dtype}")
+    if not b.is_floating_point() and b.dtype != torch.int32:
+        raise TypeError(f"bias must be a float tensor, an int32 tensor (already quantized) or None; "
+                        f"got dtype {b.dtype}")
     if b.shape != (channels,):
         raise ValueError(f"bias must have shape ({channels},); got {tuple(b.shape)}")
+    if b.dtype == torch.int32:
+        return b
     if not torch.isfinite(b).all():
         raise ValueError("bias must be finite; got NaN or inf")
     scale = (x_qp.scale.double() * w_qp.scale.double()).expand(channels)  # (M,) exact product
@@ -139,10 +161,46 @@ def quantize_bias(bias, x_qp: QParams, w_qp: QParams, channels: int) -> torch.Te
     return q.to(torch.int32)
 
 
-def output_multipliers(x_qp: QParams, w_qp: QParams, y_qp: QParams, channels: int):
-    """Stage (3): ``M = s_x s_w / s_y`` in float64, as int32 ``(multiplier, shift)`` of shape ``(channels,)``."""
-    real = (x_qp.scale.double() * w_qp.scale.double() / y_qp.scale.double()).expand(channels)
-    return quantize_multipliers(real.contiguous())
+def real_multipliers(x_qp: QParams, w_qp: QParams, y_qp: QParams, channels: int, *,
+                     product: str = "float64") -> torch.Tensor:
+    """Stage (3): the real ``M = s_x s_w / s_y``, float64 ``(channels,)``, formed as TensorFlow Lite forms it.
+
+    The scales are float32 (a ``.tflite`` stores them so). ``product="float64"``
+    widens each to double first, ``(double(s_x) * double(s_w)) / double(s_y)``:
+    what TFLite's ``PopulateConvolutionQuantizationParams`` (``kernels/kernel_util.cc``;
+    CONV_2D, DEPTHWISE_CONV_2D, per-channel FULLY_CONNECTED) and its reference
+    FULLY_CONNECTED kernel do, per tensor and per channel alike.
+    ``product="float32"`` multiplies the two float32 scales in float32 and widens
+    the product, ``double(s_x * s_w) / double(s_y)``: TFLite's
+    ``GetQuantizedConvolutionMultipler``, used by its *optimized* per-tensor
+    FULLY_CONNECTED only. The two can differ in the last bits of ``M``.
+
+    Example:
+        >>> qp = lambda s: QParams(torch.tensor(s), torch.tensor(0, dtype=torch.int32), -128, 127)
+        >>> m64 = real_multipliers(qp(0.1), qp(0.3), qp(0.7), 1)
+        >>> m32 = real_multipliers(qp(0.1), qp(0.3), qp(0.7), 1, product="float32")
+        >>> m64.dtype, bool(m64 != m32), bool(((m64 - m32) / m64).abs() < 2**-23)
+        (torch.float64, True, True)
+    """
+    if product == "float64":
+        xw = x_qp.scale.double() * w_qp.scale.double()  # exact: two 24-bit mantissas fit 53 bits
+    elif product == "float32":
+        xw = (x_qp.scale.float() * w_qp.scale.float()).double()  # rounded to float32 first
+    else:
+        raise ValueError(f"product must be 'float64' or 'float32'; got {product!r}")
+    return (xw / y_qp.scale.double()).expand(channels).contiguous()  # (channels,) float64
+
+
+def output_multipliers(x_qp: QParams, w_qp: QParams, y_qp: QParams, channels: int, rounding: str = "double"):
+    """Stage (3): ``M`` (:func:`real_multipliers`) as int32 ``(multiplier, shift)``, each ``(channels,)``.
+
+    For ``rounding="float64"``, which needs no fixed point, ``multiplier`` is the
+    float64 ``M`` itself and ``shift`` is 0: what :func:`requantize` expects.
+    """
+    real = real_multipliers(x_qp, w_qp, y_qp, channels)  # (channels,) float64
+    if check_rounding(rounding) == "float64":
+        return real, torch.zeros(channels, dtype=torch.int32)
+    return quantize_multipliers(real)
 
 
 def check_accumulator(k: int, z_x: int, bias_q: torch.Tensor) -> None:
@@ -170,20 +228,26 @@ def requantize(acc: torch.Tensor, multiplier, shift, y_qp: QParams, rounding: st
     """Stage (3): ``q_y = clamp(multiply_by_quantized_multiplier(acc, multiplier, shift) + z_y)``.
 
     ``multiplier`` and ``shift`` broadcast along ``acc``'s last axis; ``rounding``
-    is ``"double"`` or ``"single"`` (:data:`qkit.fixedpoint.ROUNDINGS`).
+    is one of :data:`qkit.fixedpoint.ROUNDINGS` (``"double"``, ``"single"``,
+    ``"float64"``, ``"double_up"``). With ``"float64"`` and a float ``multiplier`` (the real ``M`` of
+    :func:`output_multipliers`), ``shift`` is ignored and
+    :func:`qkit.fixedpoint.multiply_by_real_multiplier` applies ``M``.
 
     Example:
         >>> y_qp = QParams(torch.tensor(0.1), torch.tensor(-5, dtype=torch.int32), -128, 127)
         >>> requantize(torch.tensor([[10, -10, 20000]]), 1288490189, -1, y_qp)   # M = 0.3
         tensor([[ -2,  -8, 127]], dtype=torch.int8)
     """
-    q = multiply_by_quantized_multiplier(acc, multiplier, shift, rounding=rounding)  # int32
+    if rounding == "float64" and isinstance(multiplier, torch.Tensor) and multiplier.is_floating_point():
+        q = multiply_by_real_multiplier(acc, multiplier)  # int32: round(double(acc) * M)
+    else:
+        q = multiply_by_quantized_multiplier(acc, multiplier, shift, rounding=rounding)  # int32
     q = q.long() + int(y_qp.zero_point)  # int64: q + z_y could pass 2**31 - 1
     return torch.clamp(q, y_qp.qmin, y_qp.qmax).to(torch.int8)
 
 
 def int8_linear(q_x, x_qp: QParams, q_w, w_qp: QParams, bias, y_qp: QParams, *,
-                rounding: str = "double") -> torch.Tensor:
+                rounding: str = "float64") -> torch.Tensor:
     """Reference int8 linear layer, stage by stage as in the module docstring.
 
     Args:
@@ -191,9 +255,11 @@ def int8_linear(q_x, x_qp: QParams, q_w, w_qp: QParams, bias, y_qp: QParams, *,
         x_qp: input grid (any zero_point in its range).
         q_w: int8 ``(M, K)`` weight on ``w_qp`` (scale scheme, per-tensor or axis 0).
         w_qp: weight grid.
-        bias: float ``(M,)`` or None; quantized here to int32 at scale ``s_x s_w``.
+        bias: float ``(M,)`` (quantized here to int32 at scale ``s_x s_w``), int32
+            ``(M,)`` (already quantized, as TFLite stores it) or None.
         y_qp: per-tensor output grid.
-        rounding: how stage 3 rounds, ``"double"`` (gemmlowp's pair) or ``"single"``.
+        rounding: how stage 3 rounds: ``"float64"`` (default: TFLite's reference
+            FULLY_CONNECTED), ``"double"`` (gemmlowp's pair) or ``"single"``.
 
     Returns:
         int8 ``(N, M)`` output on ``y_qp``.
@@ -218,7 +284,7 @@ def int8_linear(q_x, x_qp: QParams, q_w, w_qp: QParams, bias, y_qp: QParams, *,
     z_x = int(x_qp.zero_point)
     bias_q = quantize_bias(bias, x_qp, w_qp, m)  # (M,) int32
     check_accumulator(k, z_x, bias_q)
-    multiplier, shift = output_multipliers(x_qp, w_qp, y_qp, m)  # (M,) int32 each
+    multiplier, shift = output_multipliers(x_qp, w_qp, y_qp, m, rounding)  # (M,) each
 
     acc = (q_x.long() - z_x) @ q_w.long().T + bias_q  # (N, M) int64, fits int32 by stage 4
     return requantize(acc, multiplier, shift, y_qp, rounding)  # (N, M) int8
@@ -264,7 +330,9 @@ def int8_conv2d(q_x, x_qp, q_w, w_qp, bias, y_qp, *, stride=1, padding=0, dilati
 
     Arguments as :func:`int8_linear`, with ``q_x`` int8 ``(N, C_in, H, W)`` and
     ``q_w`` int8 ``(C_out, C_in/groups, kH, kW)``; ``stride``, ``padding``,
-    ``dilation`` (int or pair) and ``groups`` as in ``torch.nn.functional.conv2d``.
+    ``dilation`` (int or pair) and ``groups`` as in ``torch.nn.functional.conv2d``;
+    ``rounding`` defaults to ``"double"``, as TFLite's reference CONV_2D and
+    DEPTHWISE_CONV_2D round.
 
     Returns:
         int8 ``(N, C_out, H_out, W_out)`` on ``y_qp``.
@@ -290,7 +358,7 @@ def int8_conv2d(q_x, x_qp, q_w, w_qp, bias, y_qp, *, stride=1, padding=0, dilati
     z_x = int(x_qp.zero_point)
     bias_q = quantize_bias(bias, x_qp, w_qp, c_out)  # (C_out,) int32
     check_accumulator(cin_g * kh * kw, z_x, bias_q)
-    multiplier, shift = output_multipliers(x_qp, w_qp, y_qp, c_out)  # (C_out,) int32 each
+    multiplier, shift = output_multipliers(x_qp, w_qp, y_qp, c_out, rounding)  # (C_out,) each
 
     xc = F.pad(q_x.long() - z_x, (pw, pw, ph, ph))  # (N, C_in, H+2ph, W+2pw) int64; pad = real 0.0
     acc = bias_q.long().view(1, c_out, 1, 1).repeat(n, 1, h_out, w_out)  # (N, C_out, H_out, W_out) int64

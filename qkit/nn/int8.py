@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from qkit import kernels
+from qkit.kernels import fast
 from qkit._checks import check_bool
 from qkit.fixedpoint import check_rounding
 from qkit.nn.layers import check_weight, conv_geometry, geometry_of
@@ -49,6 +50,21 @@ class _OnGrid(nn.Module):
         super().__init__()
         self.qp = _check_int8_grid("qp", qp)
 
+    def _checked_grid(self) -> QParams | None:
+        """``qp`` if it is a per-tensor grid already checked in this state (so the checks are not
+        repeated on every call: they cost more than the arithmetic on a small batch), else None."""
+        qp = self.qp
+        if qp.axis is not None or not isinstance(qp.scale, torch.Tensor) or qp.scale.is_inference():
+            return None
+        key = (id(qp.scale), id(qp.zero_point), qp.scale._version, qp.zero_point._version, qp.qmin, qp.qmax,
+               qp.scale.dtype, qp.zero_point.dtype)
+        if self.__dict__.get("_grid_key") != key:
+            check_qparams(qp)
+            if qp.scale.dtype != torch.float32 or qp.zero_point.dtype != torch.int32:
+                return None
+            self.__dict__["_grid_key"] = key
+        return qp
+
 
 class Quantize(_OnGrid):
     """float32 -> int8 on the grid ``qp`` (the entry of an integer network).
@@ -60,14 +76,23 @@ class Quantize(_OnGrid):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return quantize(x, self.qp)
+        qp = self._checked_grid() if isinstance(x, torch.Tensor) and x.dtype == torch.float32 else None
+        if qp is None or torch.isnan(x).any():
+            return quantize(x, self.qp)  # the general case (and its errors)
+        q = torch.round(x * (1.0 / qp.scale)) + qp.zero_point  # float32: quantize's own steps
+        return torch.clamp(q, qp.qmin, qp.qmax).to(torch.int8)  # int8
 
 
 class Dequantize(_OnGrid):
     """int8 on the grid ``qp`` -> float32 (the exit of an integer network)."""
 
     def forward(self, q: torch.Tensor) -> torch.Tensor:
-        return dequantize(q, self.qp)
+        qp = self._checked_grid() if isinstance(q, torch.Tensor) and q.dtype == torch.int8 and q.numel() else None
+        if qp is not None:
+            low, high = torch.aminmax(q)
+            if low >= qp.qmin and high <= qp.qmax:
+                return (q.to(torch.int32) - qp.zero_point).to(torch.float32) * qp.scale  # dequantize's steps
+        return dequantize(q, self.qp)  # the general case (and its errors)
 
 
 class _QuantLayer(nn.Module):
@@ -87,6 +112,32 @@ class _QuantLayer(nn.Module):
         self.register_buffer("q_w", quantize(weight.detach(), self.w_qp).contiguous())  # int8
         self.register_buffer("bias", None if bias is None else bias.detach().float().clone())
         self.backend = backend
+
+    def constants(self) -> tuple:
+        """``(Prepared, float32 weight)``: this layer's per-weight constants, kept on the layer.
+
+        Recomputed (by :func:`qkit.kernels.fast.prepare`, which also validates the grids) only when
+        one of the tensors they come from is replaced or written in place (``load_state_dict``
+        copies into the buffers: their version counters move). That is a few attribute reads per
+        call instead of the global cache's comparison of every grid's values. Tensors made under
+        ``torch.inference_mode()`` have no version counter: then the global cache decides.
+        """
+        if self.backend not in kernels.BACKENDS:
+            raise ValueError(f"backend must be one of {kernels.BACKENDS}; got {self.backend!r}")
+        qps = (self.x_qp, self.w_qp, self.y_qp)
+        tensors = (self.q_w, self.bias, *(t for qp in qps for t in (qp.scale, qp.zero_point)))
+        try:
+            versions = tuple(None if t is None else t._version for t in tensors)
+        except (RuntimeError, AttributeError):  # inference tensors (or a grid of plain numbers)
+            return fast.prepare(self.q_w, self.w_qp, self.bias, self.x_qp, self.y_qp, self.rounding), None
+        key = (versions, tuple((qp.qmin, qp.qmax, qp.axis) for qp in qps), self.rounding)
+        kept = self.__dict__.get("_constants")
+        if kept is not None and kept[0] == key and all(a is b for a, b in zip(kept[1], tensors)):
+            return kept[2]
+        prepared = fast.prepare(self.q_w, self.w_qp, self.bias, self.x_qp, self.y_qp, self.rounding)
+        value = (prepared, fast.conv_weight_float(self.q_w) if self.q_w.dim() == 4 else None)
+        self.__dict__["_constants"] = (key, tensors, value)
+        return value
 
     def extra_repr(self) -> str:
         return (f"q_w={tuple(self.q_w.shape)} int8, per_channel={self.w_qp.axis is not None}, "
@@ -113,21 +164,25 @@ class QuantLinear(_QuantLayer):
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, x_qp: QParams, y_qp: QParams, *,
                  per_channel: bool = True, relu: bool = False, backend: str = "fast",
-                 rounding: str = "double") -> None:
+                 rounding: str = "float64") -> None:
         super().__init__(check_weight(weight, 2, "(out, in)"), bias, x_qp, y_qp, per_channel=per_channel,
                          relu=relu, backend=backend, rounding=rounding)
 
     @classmethod
     def from_float(cls, linear: nn.Linear, x_qp: QParams, y_qp: QParams, *, per_channel: bool = True,
-                   relu: bool = False, backend: str = "fast", rounding: str = "double") -> QuantLinear:
+                   relu: bool = False, backend: str = "fast", rounding: str = "float64") -> QuantLinear:
         if not isinstance(linear, nn.Linear):
             raise TypeError(f"expected an nn.Linear; got {type(linear).__name__}")
         return cls(linear.weight, linear.bias, x_qp, y_qp, per_channel=per_channel, relu=relu,
                    backend=backend, rounding=rounding)
 
     def forward(self, q_x: torch.Tensor) -> torch.Tensor:
-        return kernels.int8_linear(q_x, self.x_qp, self.q_w, self.w_qp, self.bias, self.y_qp,
-                                   backend=self.backend, rounding=self.rounding)
+        if self.backend == "ref":
+            return kernels.int8_linear(q_x, self.x_qp, self.q_w, self.w_qp, self.bias, self.y_qp,
+                                       backend="ref", rounding=self.rounding)
+        return fast.int8_linear(q_x, self.x_qp, self.q_w, self.w_qp, self.bias, self.y_qp,
+                                fused=self.backend == "fast", rounding=self.rounding,
+                                prepared=self.constants()[0])
 
 
 class QuantConv2d(_QuantLayer):
@@ -162,5 +217,12 @@ class QuantConv2d(_QuantLayer):
                    backend=backend, rounding=rounding)
 
     def forward(self, q_x: torch.Tensor) -> torch.Tensor:
-        return kernels.int8_conv2d(q_x, self.x_qp, self.q_w, self.w_qp, self.bias, self.y_qp,
-                                   backend=self.backend, rounding=self.rounding, **self.geometry)
+        """int8 ``(N, C_in, H, W)`` -> int8 ``(N, C_out, H', W')``; on the fast backends the result is
+        channels-last memory (:func:`qkit.kernels.fast.int8_conv2d`), which the next conv reads without a copy."""
+        if self.backend == "ref":
+            return kernels.int8_conv2d(q_x, self.x_qp, self.q_w, self.w_qp, self.bias, self.y_qp,
+                                       backend="ref", rounding=self.rounding, **self.geometry)
+        prepared, w_float = self.constants()
+        return fast.int8_conv2d(q_x, self.x_qp, self.q_w, self.w_qp, self.bias, self.y_qp, **self.geometry,
+                                fused=self.backend == "fast", rounding=self.rounding, prepared=prepared,
+                                w_float=w_float)

@@ -16,6 +16,13 @@ scalar operations), so the modules stay right if the grids are reloaded.
   already on it), then concatenates int8 tensors.
 * Global average pooling sums ``q - z_x`` over the H×W window in int32 and
   requantizes with ``M = s_x / (H·W·s_y)``: the mean, rounded once.
+
+Speed: done eagerly, the add is a dozen int64 passes over its tensors. When every shift
+is <= 0 (multipliers below 1, the usual case) add, rescale and pooling run as one pass
+compiled by ``torch.compile`` (:class:`qkit.kernels.compiled.Compiled`), with the same
+integer operations (:func:`qkit.kernels.fast.rounding_multiply`: the same bits as
+:func:`multiply`); their fixed-point constants are derived from the grids' values and kept
+until those values change. Otherwise (or if compilation fails) the eager code below runs.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import torch
 from torch import nn
 
 from qkit.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
+from qkit.kernels.compiled import Compiled
 from qkit.kernels.fast import rounding_constants, rounding_multiply
 from qkit.nn import clamp_grid
 from qkit.qparams import QParams
@@ -51,8 +59,84 @@ def multiply(x: torch.Tensor, multiplier: int, shift: int) -> torch.Tensor:
     return rounding_multiply(x, multiplier, *rounding_constants(torch.tensor(shift)))  # int64
 
 
+def _constants(multiplier: int, shift: int) -> list:
+    """``[m, total_shift, round_up, round_down]`` of :func:`multiply` as ints (shift <= 0)."""
+    return [multiplier, *(int(c) for c in rounding_constants(torch.tensor(shift)))]
+
+
+def _add_kernel(q_a, q_b, c):
+    """TFLite's integer add in one pass; ``c`` int64 ``(17,)``: z_a, z_b, then [m, t, up, down] for a, b and
+    the output, then z_y, qmin, qmax (the clamp). Same integer steps as :meth:`QuantAdd.forward`."""
+    a = (q_a.to(torch.int32) - c[0].to(torch.int32)) * (1 << ADD_LEFT_SHIFT)  # int32, |.| < 2**28
+    b = (q_b.to(torch.int32) - c[1].to(torch.int32)) * (1 << ADD_LEFT_SHIFT)  # int32
+    acc = rounding_multiply(a, c[2], c[3], c[4], c[5]) + rounding_multiply(b, c[6], c[7], c[8], c[9])  # int64
+    y = rounding_multiply(acc, c[10], c[11], c[12], c[13]) + c[14]  # int64
+    return torch.clamp(y, c[15], c[16]).to(torch.int8)
+
+
+def _rescale_kernel(q, c):
+    """:func:`rescale` in one pass; ``c`` int64 ``(8,)``: z_x, [m, t, up, down], z_y, qmin, qmax."""
+    r = rounding_multiply(q.to(torch.int32) - c[0].to(torch.int32), c[1], c[2], c[3], c[4])  # int64
+    return torch.clamp(r + c[5], c[6], c[7]).to(torch.int8)
+
+
+def _pool_kernel(q, c):
+    """:class:`QuantGlobalAvgPool` in one pass; ``c`` int64 ``(8,)`` as :func:`_rescale_kernel`'s."""
+    acc = (q.to(torch.int32) - c[0].to(torch.int32)).sum(dim=(2, 3), keepdim=True, dtype=torch.int32)  # int32
+    r = rounding_multiply(acc, c[1], c[2], c[3], c[4])  # int64
+    return torch.clamp(r + c[5], c[6], c[7]).to(torch.int8)
+
+
+ADD = Compiled(_add_kernel, "int8 residual add")
+RESCALE = Compiled(_rescale_kernel, "int8 rescale")
+POOL = Compiled(_pool_kernel, "int8 global average pool")
+
+
+class _Kept:
+    """Constants derived from grids' values, recomputed when the values change."""
+
+    def __init__(self, make) -> None:
+        self.make, self.key, self.value = make, None, None
+
+    def __call__(self, key):
+        if key != self.key:
+            self.key, self.value = key, self.make(*key)
+        return self.value
+
+
+def _grid_key(qp: QParams) -> tuple:
+    return float(qp.scale), int(qp.zero_point), qp.qmin, qp.qmax
+
+
+def _rescale_constants(x_key, y_key):
+    """(None, (multiplier, shift)) for the eager path if shift > 0, else (int64 (8,) constants, None)."""
+    multiplier, shift = quantize_multiplier(x_key[0] / y_key[0])
+    if shift > 0:
+        return None, (multiplier, shift)
+    return torch.tensor([x_key[1], *_constants(multiplier, shift), y_key[1], y_key[2], y_key[3]]), None
+
+
+def _pool_constants(x_key, y_key, hw: int):
+    """int64 (8,) constants of the pool (M = s_x / (H·W·s_y), as the eager code forms it), or None if shift > 0."""
+    multiplier, shift = quantize_multiplier(x_key[0] / (hw * y_key[0]))
+    if shift > 0:
+        return None
+    return torch.tensor([x_key[1], *_constants(multiplier, shift), y_key[1], y_key[2], y_key[3]])
+
+
+_RESCALE_KEPT: dict = {}
+
+
 def rescale(q: torch.Tensor, x_qp: QParams, y_qp: QParams) -> torch.Tensor:
     """int8 ``q`` on ``x_qp`` -> int8 on ``y_qp``: ``clamp(z_y + round((s_x/s_y)(q - z_x)))``, fixed point."""
+    key = (_grid_key(x_qp), _grid_key(y_qp))
+    kept = _RESCALE_KEPT.get(key)
+    if kept is None:
+        if len(_RESCALE_KEPT) > 256:
+            _RESCALE_KEPT.clear()
+        kept = _RESCALE_KEPT[key] = _rescale_constants(*key)
+    if kept[0] is not None and q.numel():
+        return RESCALE(q, kept[0])  # int8, one pass
     multiplier, shift = quantize_multiplier(float(x_qp.scale) / float(y_qp.scale))
     r = multiply(q.to(torch.int32) - int(x_qp.zero_point), multiplier, shift)  # int64
     return torch.clamp(r + int(y_qp.zero_point), y_qp.qmin, y_qp.qmax).to(torch.int8)
@@ -86,7 +170,23 @@ class QuantAdd(nn.Module):
         super().__init__()
         self.a_qp, self.b_qp, self.y_qp, self.activation = a_qp, b_qp, y_qp, activation
 
+    def _compiled_constants(self, a_key, b_key, y_key, activation):
+        twice_max = 2 * max(a_key[0], b_key[0])
+        pairs = [quantize_multiplier(a_key[0] / twice_max), quantize_multiplier(b_key[0] / twice_max),
+                 quantize_multiplier(twice_max / ((1 << ADD_LEFT_SHIFT) * y_key[0]))]
+        if any(shift > 0 for _, shift in pairs):
+            return None
+        qp = clamp_grid(self.y_qp, activation)
+        return torch.tensor([a_key[1], b_key[1], *(c for m, s in pairs for c in _constants(m, s)),
+                             y_key[1], qp.qmin, qp.qmax])  # int64 (17,)
+
     def forward(self, q_a: torch.Tensor, q_b: torch.Tensor) -> torch.Tensor:
+        kept = self.__dict__.get("_kept")
+        if kept is None:
+            kept = self.__dict__["_kept"] = _Kept(self._compiled_constants)
+        c = kept((_grid_key(self.a_qp), _grid_key(self.b_qp), _grid_key(self.y_qp), self.activation))
+        if c is not None and q_a.shape == q_b.shape and q_a.numel():
+            return ADD(q_a, q_b, c)  # int8, one pass
         s_a, s_b, s_y = float(self.a_qp.scale), float(self.b_qp.scale), float(self.y_qp.scale)
         twice_max = 2 * max(s_a, s_b)  # common grid of the two inputs, with one bit of headroom
         acc = 0
@@ -125,6 +225,14 @@ class QuantGlobalAvgPool(nn.Module):
 
     def forward(self, q: torch.Tensor) -> torch.Tensor:
         n, c, h, w = q.shape
+        if q.numel() and h * w < (1 << 23):  # int32 sums: |.| <= 255 H W
+            kept = self.__dict__.get("_kept")
+            if kept is None:
+                kept = self.__dict__["_kept"] = _Kept(_pool_constants)
+            c_ = kept((_grid_key(self.x_qp), _grid_key(self.y_qp), h * w))
+            if c_ is not None:
+                out = POOL(q, c_)  # int8 (N, C, 1, 1), one pass
+                return out if self.keepdim else out.reshape(n, c)
         acc = (q.to(torch.int32) - int(self.x_qp.zero_point)).sum(dim=(2, 3), keepdim=self.keepdim)  # int32
         m, shift = quantize_multiplier(float(self.x_qp.scale) / (h * w * float(self.y_qp.scale)))
         y = multiply(acc, m, shift) + int(self.y_qp.zero_point)  # int64

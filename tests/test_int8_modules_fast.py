@@ -1,0 +1,156 @@
+"""The int8 modules' fast paths: compiled add / rescale / pool, kept constants, Quantize / Dequantize, whole models."""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import pytest
+import torch
+
+import qkit.ptq
+from qkit import choose_qparams, dequantize, quantize
+from qkit.fixedpoint import multiply_by_quantized_multiplier as mbqm
+from qkit.fixedpoint import quantize_multiplier
+from qkit.kernels import conv_engine
+from qkit.kernels.compiled import Compiled
+from qkit.nn import Dequantize, QuantConv2d, QuantLinear, Quantize, clamp_grid
+from qkit.ptq import modules
+
+pytestmark = pytest.mark.lesson04
+
+GRIDS = [(-1.0, 1.0), (0.0, 4.0), (-6.0, 0.5), (-0.01, 0.02), (-30.0, 30.0)]
+
+
+def int8(seed, shape, channels_last=False):
+    q = torch.randint(-128, 128, shape, generator=torch.Generator().manual_seed(seed), dtype=torch.int8)
+    q.view(-1)[:4] = torch.tensor([-128, 127, -128, 127], dtype=torch.int8)
+    return q.contiguous(memory_format=torch.channels_last) if channels_last else q
+
+
+def tflite_add(q_a, q_b, a_qp, b_qp, y_qp, activation):
+    """TFLite's integer add written from its formulas with qkit.fixedpoint (an independent reference)."""
+    s_a, s_b, s_y = float(a_qp.scale), float(b_qp.scale), float(y_qp.scale)
+    twice = 2 * max(s_a, s_b)
+    acc = sum(mbqm((q.long() - int(qp.zero_point)) << 20, *quantize_multiplier(s / twice)).long()
+              for q, qp, s in ((q_a, a_qp, s_a), (q_b, b_qp, s_b)))
+    y = mbqm(acc, *quantize_multiplier(twice / (2**20 * s_y))).long() + int(y_qp.zero_point)
+    qp = clamp_grid(y_qp, activation)
+    return y.clamp(qp.qmin, qp.qmax).to(torch.int8)
+
+
+@pytest.mark.parametrize("activation", [None, "relu", "relu6"])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_compiled_add_equals_tflites_formulas(activation, channels_last):
+    for i, (ga, gb, gy) in enumerate(zip(GRIDS, GRIDS[1:] + GRIDS[:1], GRIDS[2:] + GRIDS[:2])):
+        a_qp, b_qp, y_qp = choose_qparams(*ga), choose_qparams(*gb), choose_qparams(*gy)
+        q_a, q_b = int8(i, (3, 5, 4, 4), channels_last), int8(i + 9, (3, 5, 4, 4), channels_last)
+        got = modules.QuantAdd(a_qp, b_qp, y_qp, activation)(q_a, q_b)
+        assert torch.equal(got, tflite_add(q_a, q_b, a_qp, b_qp, y_qp, activation)), (ga, gb, gy)
+    assert modules.ADD.fn is not None and not modules.ADD.failed  # the compiled kernel ran
+
+
+def test_rescale_and_pool_equal_the_fixed_point_formulas():
+    for i, (gx, gy) in enumerate(zip(GRIDS, GRIDS[1:] + GRIDS[:1])):
+        x_qp, y_qp = choose_qparams(*gx), choose_qparams(*gy)
+        q = int8(i, (2, 6, 3, 5), channels_last=True)
+        m, s = quantize_multiplier(float(x_qp.scale) / float(y_qp.scale))
+        want = (mbqm(q.long() - int(x_qp.zero_point), m, s).long() + int(y_qp.zero_point)).clamp(-128, 127)
+        assert torch.equal(modules.rescale(q, x_qp, y_qp), want.to(torch.int8)), (gx, gy)
+        m, s = quantize_multiplier(float(x_qp.scale) / (15 * float(y_qp.scale)))
+        acc = (q.long() - int(x_qp.zero_point)).sum(dim=(2, 3), keepdim=True)
+        want = (mbqm(acc, m, s).long() + int(y_qp.zero_point)).clamp(-128, 127).to(torch.int8)
+        for keepdim in (True, False):
+            got = modules.QuantGlobalAvgPool(x_qp, y_qp, keepdim)(q)
+            assert torch.equal(got, want if keepdim else want.reshape(2, 6)), (gx, gy, keepdim)
+
+
+def test_a_multiplier_above_one_takes_the_eager_code():
+    a_qp, y_qp = choose_qparams(-8.0, 8.0), choose_qparams(-0.5, 0.5)  # s_a / s_y = 16
+    q_a, q_b = int8(0, (2, 3)), int8(1, (2, 3))
+    assert torch.equal(modules.QuantAdd(a_qp, a_qp, y_qp)(q_a, q_b), tflite_add(q_a, q_b, a_qp, a_qp, y_qp, None))
+    m, s = quantize_multiplier(16.0)
+    want = (mbqm(q_a.long() - int(a_qp.zero_point), m, s).long() + int(y_qp.zero_point)).clamp(-128, 127)
+    assert torch.equal(modules.rescale(q_a, a_qp, y_qp), want.to(torch.int8))
+
+
+def test_compiled_falls_back_to_eager_once_with_one_warning():
+    def broken(x):
+        raise RuntimeError("no compiler here")
+
+    c = Compiled(broken, "test kernel")
+    c.fn = lambda *args: broken(*args)  # "compiled" and failing
+    c.eager = lambda x: x + 1
+    with pytest.warns(UserWarning, match="torch.compile of the test kernel failed"):
+        assert c(torch.tensor(1)) == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert c(torch.tensor(2)) == 3 and c.failed  # eager from then on, silently
+
+
+def test_quantize_and_dequantize_modules_give_the_functions_bits():
+    qp = choose_qparams(-1.0, 3.0)
+    s = float(qp.scale)
+    ties = (torch.arange(-140, 140) + 0.5) * s  # exact halves of a level: round half to even
+    x = torch.cat([torch.randn(500) * 2, ties, torch.tensor([float("inf"), -float("inf"), 1e30, -0.0])])
+    assert torch.equal(Quantize(qp)(x), quantize(x, qp))
+    q = int8(0, (7, 9))
+    assert torch.equal(Dequantize(qp)(q), dequantize(q, qp))
+    with pytest.raises(ValueError, match="NaN"):
+        Quantize(qp)(torch.tensor([0.0, float("nan")]))
+    narrow = qp._replace(qmin=-10, qmax=10)
+    layer = Dequantize(qp)
+    layer.qp = narrow
+    with pytest.raises(ValueError, match="must lie in"):
+        layer(q)  # off its grid: the function's error, not silence
+
+
+def test_layers_keep_their_constants_until_a_source_changes():
+    torch.manual_seed(0)
+    qp = choose_qparams(-3.0, 3.0)
+    layer = QuantLinear(torch.randn(4, 8), torch.randn(4), qp, qp)
+    first = layer.constants()
+    assert layer.constants() is first  # kept, not rebuilt
+    x = quantize(torch.randn(5, 8), qp)
+    before = layer(x)
+    with torch.no_grad():
+        layer.q_w.mul_(-1)  # an in-place write: the version counter moves
+    assert layer.constants() is not first
+    ref = copy.deepcopy(layer)
+    ref.backend = "ref"
+    assert torch.equal(layer(x), ref(x)) and not torch.equal(layer(x), before)
+    kept = layer.constants()
+    layer.y_qp = choose_qparams(-1.0, 1.0)  # a new grid object
+    assert layer.constants() is not kept
+
+
+def test_conv_constants_follow_load_state_dict():
+    torch.manual_seed(1)
+    qp = choose_qparams(-3.0, 3.0)
+    a = QuantConv2d(torch.randn(4, 2, 3, 3), None, qp, qp, padding=1)
+    b = copy.deepcopy(a)
+    with torch.no_grad():
+        b.q_w.zero_()
+    x = quantize(torch.randn(2, 2, 5, 5), qp)
+    assert not torch.equal(b(x), a(x))  # b keeps constants of its zeroed weight
+    b.load_state_dict(a.state_dict())  # copies into b's buffers: their versions move
+    assert torch.equal(b(x), a(x))
+
+
+@pytest.mark.parametrize("path", conv_engine.PATHS)
+def test_every_zoo_model_is_bit_identical_to_its_ref_backend(zoo, calibration, digits_test, monkeypatch, path):
+    monkeypatch.setenv(conv_engine.ENV, path)
+    conv_engine.reset()
+    try:
+        x = digits_test[0][:64]
+        for name in ("inception", "mlp", "mobilenet_v1", "mobilenet_v2", "resnet", "wide_mlp"):
+            fast_model = qkit.ptq.convert(zoo[name], "int8", calibration=calibration)
+            ref_model = copy.deepcopy(fast_model)
+            for mod in ref_model.modules():
+                if isinstance(mod, (QuantConv2d, QuantLinear)):
+                    mod.backend = "ref"
+            with torch.no_grad():
+                assert torch.equal(fast_model(x), ref_model(x)), name
+    finally:
+        monkeypatch.delenv(conv_engine.ENV)
+        conv_engine.reset()
