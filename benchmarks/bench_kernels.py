@@ -8,10 +8,11 @@ per call over N rounds (every backend once per round, after a warm-up call),
 throughput in GOPS (2·N·K·M operations; none for the epilogue, which does no
 matmul), ``speed vs fp32 = t_fp32 / t`` (> 1: faster than torch's float32
 ``F.linear`` measured in the same rounds), the split of the fast path into its
-matmul and its epilogue, and the DESIGN.md §8 budget:
-fast int8 linear >= 2.5× float32 (aim 3.5×) at 1024³ and 1024×4096×1024, and
-not slower than torch's own int8 linear (``torch.ao.nn.quantized.Linear``,
-fbgemm/x86 with a prepacked weight; deprecated API, a yardstick only).
+matmul and its epilogue, and the budget of issue 8 at 1024³ and 1024×4096×1024:
+fast int8 linear >= 2.5× float32 (aim 3.5×) on a CPU with int8 dot-product units
+that torch uses (VNNI / AMX: torch capability AVX512 and a VNNI/AMX flag), >= 1.5× on
+others (AVX2). torch's own int8 linear (``torch.ao.nn.quantized.Linear``, fbgemm/x86
+with a prepacked weight; deprecated API) is printed next to it as a yardstick, not a budget.
 A last table times every exact matmul path this machine can run (each forced in
 turn): the matmul alone and the whole int8 linear, against fp32 in the same rounds.
 ``numpy int32`` is a plain integer matmul without requantization: numpy has
@@ -27,13 +28,20 @@ import time
 import torch
 
 from qkit import measure
-from qkit.kernels import engine, fast
+from qkit.kernels import conv_engine, engine, fast
 from qkit.kernels import matmul as candidates
 from qkit.kernels.bench import format_table, path_report, time_linear_backends
 
 BIG = [(1024, 1024, 1024), (1024, 4096, 1024)]
 SMALL = [(64, 64, 64), (128, 128, 128), (256, 256, 256), (512, 512, 512)]
-BUDGET, AIM = 2.5, 3.5
+AIM = 3.5
+
+
+def budget(info) -> tuple[float, str]:
+    """The linear budget for this CPU: 2.5× with int8 dot-product units torch uses, else 1.5×."""
+    if info.capability.startswith("AVX512") and info.int8_units:
+        return 2.5, "VNNI"
+    return 1.5, info.capability
 
 
 def compile_warmup_seconds() -> float:
@@ -89,8 +97,11 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     info = engine.info()
+    convs = conv_engine.info()
     print(f"CPU capability {info.capability} (int8 dot-product: {', '.join(info.int8_units) or 'none listed'}); "
-          f"int8 matmul path: {info.chosen} ({'forced' if info.forced else 'chosen by probing'})")
+          f"int8 matmul path: {info.chosen} ({'forced' if info.forced else 'chosen by probing'}); conv paths: "
+          + ", ".join(f"{k} {convs.chosen[k]}" for k in conv_engine.KINDS))
+    floor, cpu = budget(info)
     print(info)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads "
           f"({'set' if args.threads else 'default'}) on {os.cpu_count()} CPUs, {args.repeat} rounds, best; "
@@ -108,14 +119,14 @@ def main() -> None:
         by = {r["backend"]: r for r in rows if (r["N"], r["K"], r["M"]) == (n, k, m)}
         fast_row, ao = by["qkit fast"], by.get("torch int8 (ao)")
         mm, epi = by["fast: _int_mm only"]["seconds"], by["fast: epilogue only"]["seconds"]
-        ok = fast_row["speed_vs_fp32"] >= BUDGET
-        print(f"{n}x{k}x{m}: fast = {fast_row['speed_vs_fp32']:.2f}x fp32's speed (budget {BUDGET}x, aim {AIM}x: "
-              f"{'PASS' if ok else 'FAIL'}); split: _int_mm {mm * 1e3:.2f} ms + epilogue {epi * 1e3:.2f} ms "
-              f"({epi / (mm + epi):.0%})")
+        ok = fast_row["speed_vs_fp32"] >= floor
+        print(f"{n}x{k}x{m}: fast = {fast_row['speed_vs_fp32']:.2f}x fp32's speed (budget {floor}x on {cpu}"
+              + (f", aim {AIM}x" if cpu == "VNNI" else "") + f": {'PASS' if ok else 'FAIL'}"
+              + (" (aim met)" if cpu == "VNNI" and fast_row["speed_vs_fp32"] >= AIM else "")
+              + f"); split: matmul {mm * 1e3:.2f} ms + epilogue {epi * 1e3:.2f} ms ({epi / (mm + epi):.0%})")
         if ao is not None:
-            verdict = "PASS" if fast_row["seconds"] <= ao["seconds"] else "FAIL"
             print(f"    vs torch int8 (ao): {ao['seconds'] / fast_row['seconds']:.2f}x its speed "
-                  f"(budget >= 1: {verdict})")
+                  "(a yardstick, not a budget)")
         else:
             print("    torch int8 (ao) yardstick unavailable in this torch")
     print(f"\nevery exact int8 matmul path on this machine, forced in turn ({max(3, args.repeat // 3)} rounds, best):")

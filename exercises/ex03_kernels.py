@@ -2,15 +2,16 @@
 
 In the notebook::
 
-    from exercises.ex03_kernels import q1, q2, q3
+    from exercises.ex03_kernels import q1, q2, q3, q4
 
     q1  my_quantize_multiplier(real: float) -> tuple[int, int]      # (multiplier, shift), 0 < real < 1
     q2  my_folded_acc(q_x, x_zero_point, q_w, bias_q) -> Tensor     # int32 (N, M)
     q3  my_requantize(acc: int, multiplier: int, shift: int, zero_point: int) -> int   # one int8 value
+    q4  my_single_rounding(acc: int, multiplier: int, shift: int) -> int   # acc · M rounded once
 
 References: :func:`qkit.fixedpoint.quantize_multiplier`,
-:func:`qkit.fixedpoint.multiply_by_quantized_multiplier` and the folded sum
-``Σ_k (q_x - z_x) q_w + bias_q`` computed in int64.
+:func:`qkit.fixedpoint.multiply_by_quantized_multiplier` (q3: its default pair of roundings;
+q4: ``rounding="single"``) and the folded sum ``Σ_k (q_x - z_x) q_w + bias_q`` computed in int64.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import torch
 from exercises.core import Mistake, Question
 from qkit.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
 
-__all__ = ["q1", "q2", "q3"]
+__all__ = ["q1", "q2", "q3", "q4"]
 
 
 def _randint(g: torch.Generator, lo: int, hi: int) -> int:
@@ -165,5 +166,49 @@ q3 = Question(
         Mistake(_q3_float, "that is float rounding of acc · M: the integer pipeline rounds twice "
                 "(at the high multiply and at the shift), so ties can differ — use "
                 "multiply_by_quantized_multiplier"),
+    ],
+)
+
+
+# ---- q4: one rounding of the 64-bit product ----------------------------------------------
+
+def single_rounding_solution(acc: int, multiplier: int, shift: int) -> int:
+    """``round(acc · multiplier / 2**(31 - shift))``, ties toward +inf, with integers only."""
+    total_shift = 31 - shift                      # shift < 0 shifts right: the divisor is 2**(31 - shift)
+    half = 1 << (total_shift - 1)                 # half of the divisor: adding it turns the floor into a rounding
+    return (acc * multiplier + half) >> total_shift   # Python's >> floors, also for negative products
+
+
+def _q4_reference(acc, multiplier, shift):
+    return int(multiply_by_quantized_multiplier(torch.tensor([acc], dtype=torch.int32), multiplier, shift,
+                                                rounding="single"))
+
+
+def _q4_case(g: torch.Generator) -> tuple:
+    multiplier, shift = quantize_multiplier(0.0005 + 0.3 * torch.rand((), generator=g).item())
+    return _randint(g, -2**24, 2**24), multiplier, shift
+
+
+q4 = Question(
+    "q4", "my_single_rounding", reference=_q4_reference, solution_fn=single_rounding_solution,
+    hint_text="Section 4's single rounding: the whole 64-bit product acc · multiplier, divided by a power "
+              "of two, rounded once. A right shift floors; adding half of the divisor first makes it round. "
+              "Pitfalls: TFLite's shift sign (negative means shift right), and Python's built-in round, which "
+              "breaks ties to even where this rule rounds them up.",
+    edge_cases=[(100_000, *quantize_multiplier(0.01)), (7, 2**30, -1), (-2, 2**30, -1), (2, 2**30, -1),
+                (5, 2**30, -1), (-6, 2**30, -1), (3, 2**30, 0), (-123_457, *quantize_multiplier(0.0042))],
+    random_case=_q4_case,
+    mistakes=[
+        Mistake(lambda a, m, s: int(multiply_by_quantized_multiplier(torch.tensor([a], dtype=torch.int32), m, s)),
+                "that is section 2's pair of roundings (high multiply, then rounding shift): "
+                "round the whole product once instead"),
+        Mistake(lambda a, m, s: round(a * m / 2 ** (31 - s)), "Python's round sends ties to even "
+                "(0.5 -> 0); this rule rounds ties up (toward +inf), as adding half and flooring does"),
+        Mistake(lambda a, m, s: (a * m) >> (31 - s), "you truncate (a right shift floors): add half of the "
+                "divisor, 2**(30 - shift), before shifting"),
+        Mistake(lambda a, m, s: (a * m + (1 << (31 - s))) >> (31 - s), "the rounding constant is half of the "
+                "divisor: 2**(30 - shift), not 2**(31 - shift)"),
+        Mistake(lambda a, m, s: (a * m + (1 << (30 + s))) >> (31 + s) if s > -31 else 0,
+                "the shift has TFLite's sign (negative = right): the product is divided by 2**(31 - shift)"),
     ],
 )

@@ -6,16 +6,17 @@ import pytest
 
 from exercise_suite import *  # noqa: F403  the tests every exercise module gets
 
-from exercises.ex03_kernels import q1, q2, q3
+from exercises.ex03_kernels import q1, q2, q3, q4
 
 pytestmark = pytest.mark.lesson03
 
-QUESTIONS = {"q1": q1, "q2": q2, "q3": q3}
+QUESTIONS = {"q1": q1, "q2": q2, "q3": q3, "q4": q4}
 DIAGNOSTICS = {  # a distinctive piece of each declared mistake's message, in order
     "q1": ["half away from zero", "truncating", "no longer fits int32", "TFLite's sign"],
     "q2": ["computed in int8", "wraps around (-128 - 100", "forgot the zero-point term",
            "forgot to add bias_q", "wrong sign"],
     "q3": ["clamp the result", "add the output zero_point", "float rounding"],
+    "q4": ["pair of roundings", "ties to even", "you truncate", "half of the divisor", "TFLite's sign"],
 }
 
 
@@ -45,6 +46,14 @@ def requantize_pure_python(acc, multiplier, shift, zero_point):
     return max(-128, min(127, out + zero_point))
 
 
-RIGHT = {"q1": [multiplier_by_loop], "q2": [folded_int64], "q3": [requantize_pure_python]}
+def single_rounding_divmod(acc, multiplier, shift):
+    """Quotient and remainder: round up when the remainder is at least half the divisor."""
+    divisor = 2 ** (31 - shift)
+    q, r = divmod(acc * multiplier, divisor)  # Python's divmod floors: 0 <= r < divisor
+    return q + (1 if 2 * r >= divisor else 0)
+
+
+RIGHT = {"q1": [multiplier_by_loop], "q2": [folded_int64], "q3": [requantize_pure_python],
+         "q4": [single_rounding_divmod]}
 WRONG = {"q3": [(lambda acc, m, s, z: 0, "for acc=")]}  # no declared mistake: the message names the case
 TENSOR_INPUT = ["q2"]

@@ -113,6 +113,8 @@ LAYERS = {
     "linear": lambda: nn.Sequential(nn.Flatten(), nn.Linear(48, 20)),
     "linear+relu": lambda: nn.Sequential(nn.Flatten(), nn.Linear(48, 20), nn.ReLU()),
     "conv same": lambda: conv(padding=1),
+    "conv same (per-tensor weights)": lambda: conv(padding=1),
+    "linear (per-tensor weights)": lambda: nn.Sequential(nn.Flatten(), nn.Linear(48, 20)),
     "conv valid": lambda: conv(),
     "conv stride 2": lambda: conv(stride=2, padding=1),
     "conv dilation 2": lambda: conv(dilation=2, padding=2),
@@ -155,7 +157,7 @@ def test_single_layer_within_one_level(kind, tmp_path):
     torch.manual_seed(0)
     model = LAYERS[kind]().eval()
     x = torch.randn(64, 3 if "depthwise" not in kind else 6, 4, 4) * 2
-    q = ptq.convert(model, "int8", x, backend="ref")
+    q = ptq.convert(model, "int8", x, backend="ref", per_channel="per-tensor" not in kind)
     path = to_onnx(q, str(tmp_path / "layer.onnx"), x[:1])
     onnx.checker.check_model(onnx.load(path))
     (in_ours, in_ort), (ours, ort) = levels(q, x, path)
@@ -189,3 +191,20 @@ def test_friendly_errors(tmp_path, calibration):
     with pytest.raises(ValueError, match=r"module '1' of type LayerNorm"):
         to_onnx(norm, tmp_path / "x.onnx", calibration[:1])
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_int8_weights_are_rewritten_to_uint8_by_the_precision_option(exported, digits_test, tmp_path):
+    """weights="int8": the file holds q_w itself; with session.x64quantprecision ONNX Runtime turns it into
+    q_w + 128 when loading (exact on every x86 CPU) and gives the uint8 file's outputs exactly."""
+    _, q, p8, _ = exported("resnet")
+    ps8 = to_onnx(q, tmp_path / "resnet_s8.onnx", digits_test[0][:1], weights="int8")
+    graph = onnx.load(ps8).graph
+    conv = next(n for n in graph.node if n.op_type == "QLinearConv")
+    weight = next(numpy_helper.to_array(t) for t in graph.initializer if t.name == conv.input[3])
+    assert weight.dtype == np.int8
+    precise = {"session.x64quantprecision": "1"}
+    X = digits_test[0]
+    with torch.no_grad():
+        assert torch.equal(OnnxModel(ps8, config=precise)(X), OnnxModel(p8)(X))
+    with pytest.raises(ValueError, match="weights must be one of"):
+        to_onnx(q, tmp_path / "bad.onnx", X[:1], weights="int4")

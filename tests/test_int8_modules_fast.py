@@ -154,3 +154,64 @@ def test_every_zoo_model_is_bit_identical_to_its_ref_backend(zoo, calibration, d
     finally:
         monkeypatch.delenv(conv_engine.ENV)
         conv_engine.reset()
+
+
+def test_wrong_vectorised_code_is_replaced_by_scalar_code_silently(monkeypatch):
+    real_compile = torch.compile
+
+    def compile_wrong_unless_scalar(fn, **kwargs):
+        if kwargs.get("options", {}).get("cpp.simdlen") == 1:
+            return real_compile(fn, **kwargs)
+        return lambda x: fn(x) + 1  # what inductor's AVX2 int64 code did: other bits
+
+    monkeypatch.setattr(torch, "compile", compile_wrong_unless_scalar)
+    c = Compiled(lambda x: x * 3 - 1, "test kernel")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a path found wrong is said in .mode, never warned
+        assert torch.equal(c(torch.arange(40)), torch.arange(40) * 3 - 1)
+    assert c.mode == "scalar" and not c.failed
+    assert torch.equal(c(torch.arange(7)), torch.arange(7) * 3 - 1)
+
+
+def test_compiled_code_wrong_even_without_vectorisation_gives_way_to_eager(monkeypatch):
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: (lambda x: fn(x) + 1))
+    c = Compiled(lambda x: x * 3, "test kernel")
+    with pytest.warns(UserWarning, match="other bits than the eager code"):
+        assert torch.equal(c(torch.arange(5)), torch.arange(5) * 3)
+    assert c.mode == "eager"
+
+
+AVX2_SCRIPT = """
+import torch, qkit
+from qkit import data, models, ptq
+from qkit.kernels import compiled, fast
+from qkit.nn import QuantConv2d, QuantLinear
+from qkit.ptq import modules
+X, _ = data.digits("train"); Xt, _ = data.digits("test")
+print(torch.backends.cpu.get_cpu_capability())
+for name in ("mlp", "resnet", "inception"):
+    model = ptq.convert(models.load(name), "int8", calibration=X[:256])
+    with torch.no_grad():
+        got = model(Xt[:100])
+        for mod in model.modules():
+            if isinstance(mod, (QuantConv2d, QuantLinear)):
+                mod.backend = "ref"
+        assert torch.equal(got, model(Xt[:100])), name
+print([c.mode for c in (fast._Compiled, fast._FLOAT_EPILOGUE, modules.ADD, modules.POOL)])
+"""
+
+
+def test_under_avx2_every_compiled_kernel_gives_refs_bits():
+    """torch's AVX2 code (as on an AVX2-only laptop; simulated here by ATEN_CPU_CAPABILITY): whole models exact.
+
+    inductor's AVX2 int64 code was wrong here (torch 2.13): the check against eager must catch it.
+    """
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, ONEDNN_MAX_CPU_ISA="AVX2", ATEN_CPU_CAPABILITY="avx2")
+    run = subprocess.run([sys.executable, "-c", AVX2_SCRIPT], env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert not run.stdout.startswith("AVX512"), run.stdout
+    assert "eager" not in run.stdout.splitlines()[-1], run.stdout  # compiled (scalar if need be), not eager

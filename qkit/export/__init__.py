@@ -24,11 +24,22 @@ observers, offer ``reduce_range``: 7-bit weights or activations keep the pair su
 in int16.) With VNNI (``vpdpbusd``, AVX-512 VNNI / AVX-VNNI) the products go
 straight into int32: exact. A uint8 × uint8 product is widened to 16 bits and
 multiplied with ``vpmaddwd`` into int32 on every x86 path: exact everywhere. So
-the file stores the weights as ``q_w + 128`` with zero point 128 (per output
-channel), the activations as ``q + 128`` with zero point ``z + 128`` — the same
-real values, the full 8 bits, no ``reduce_range``, and the same result on an AVX2
-laptop and a VNNI server (:func:`optimized_ops` shows the kernels ONNX Runtime
-really runs; they stay QLinearConv and QGemm, with the uint8 weights).
+by default (``weights="uint8"``) the file stores the weights as ``q_w + 128``
+with zero point 128 (per output channel) and the activations as ``q + 128`` with
+zero point ``z + 128`` — the same real values, the full 8 bits, no ``reduce_range``,
+the same result on an AVX2 laptop and a VNNI server, whatever session options the
+runtime that loads it uses. :func:`optimized_ops` shows the kernels ONNX Runtime
+really runs: QLinearConv and QGemm, still on uint8 weights.
+
+The price, on a CPU with VNNI: the uint8 file forgoes its u8×s8 dot product
+(measured on an AVX-512 VNNI server, batch 256, one thread: 1.3× to 2.0× the time
+of the same zoo model with int8 weights, identical outputs there;
+``benchmarks/bench_deploy.py`` and lesson 04 measure it on the machine at hand).
+``weights="int8"`` writes that file: fast and exact on VNNI CPUs, but on CPUs
+without VNNI wrong wherever a pair sum passes 32 767, unless the session that
+loads it sets ``session.x64quantprecision`` to ``"1"`` (ONNX Runtime then
+rewrites every int8 weight as uint8 when it loads the file, on x86: what the
+default does once, in the file).
 
 **Where ONNX Runtime and qkit differ: requantization.** Both compute the same
 int32 accumulator ``acc = Σ (q_x - z_x) q_w + bias_q``. qkit then multiplies by
@@ -71,7 +82,10 @@ from qkit.export.runtime import OnnxModel, optimized_ops, session
 from qkit.export.walk import IR_VERSION, MS, OPSET, as_graph, walk
 
 
-def to_onnx(converted_model: nn.Module, path, example_input) -> str:
+WEIGHTS = ("uint8", "int8")
+
+
+def to_onnx(converted_model: nn.Module, path, example_input, *, weights: str = "uint8") -> str:
     """Write ``converted_model`` (int8 from ``ptq.convert``, or a float model) as an ONNX file at ``path``.
 
     Args:
@@ -80,15 +94,19 @@ def to_onnx(converted_model: nn.Module, path, example_input) -> str:
         path: file to write (its directory must exist).
         example_input: one float batch shaped like the model's input (any batch
             size: the file's batch dimension is free, ``N``).
+        weights: how an int8 model's weights are stored: ``"uint8"`` (default: ``q_w + 128``,
+            exact on every x86 CPU) or ``"int8"`` (``q_w``: faster with VNNI, wrong on AVX2-only
+            CPUs unless the session sets ``session.x64quantprecision``; see the module docstring).
 
     Returns:
         ``path``, as a string.
 
     Raises:
         TypeError: ``converted_model`` not an nn.Module, ``example_input`` not a float tensor.
-        ValueError: a layer or operation with no ONNX export (the message names it and its
-            type: e.g. a ``"dynamic"`` or ``"fp16"`` conversion, a LayerNorm), a model torch.fx
-            cannot trace, an output that is not a float tensor.
+        ValueError: ``weights`` not one of :data:`WEIGHTS`; a layer or operation with no ONNX
+            export (the message names it and its type: e.g. a ``"dynamic"`` or ``"fp16"``
+            conversion, a LayerNorm); a model torch.fx cannot trace; an output that is not a
+            float tensor.
     """
     import onnx
     from onnx import TensorProto, helper
@@ -96,14 +114,18 @@ def to_onnx(converted_model: nn.Module, path, example_input) -> str:
     if not isinstance(converted_model, nn.Module):
         raise TypeError(f"converted_model must be a torch.nn.Module; got {type(converted_model).__name__}")
     if not isinstance(example_input, torch.Tensor) or example_input.dtype != torch.float32:
-        got = f"dtype {example_input.dtype}" if isinstance(example_input, torch.Tensor) else type(example_input).__name__
+        got = (f"dtype {example_input.dtype}" if isinstance(example_input, torch.Tensor)
+               else type(example_input).__name__)
         raise TypeError(f"example_input must be a float32 torch.Tensor batch; got {got}")
+    if weights not in WEIGHTS:
+        raise ValueError(f"weights must be one of {WEIGHTS}; got {weights!r}")
     if example_input.dim() < 1 or len(example_input) < 1:
-        raise ValueError(f"example_input must be a batch of at least one sample; got shape {tuple(example_input.shape)}")
+        raise ValueError(f"example_input must be a batch of at least one sample; got shape "
+                         f"{tuple(example_input.shape)}")
     was_training = converted_model.training
     converted_model.eval()
     try:
-        nodes, inits, in_shape, outputs = walk(as_graph(converted_model), example_input)
+        nodes, inits, in_shape, outputs = walk(as_graph(converted_model), example_input, weights=weights)
     finally:
         converted_model.train(was_training)
     inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", *in_shape[1:]])]
@@ -124,4 +146,4 @@ def file_size(path) -> int:
     return os.path.getsize(os.fspath(path))
 
 
-__all__ = ["OnnxModel", "file_size", "optimized_ops", "session", "to_onnx"]
+__all__ = ["WEIGHTS", "OnnxModel", "file_size", "optimized_ops", "session", "to_onnx"]

@@ -24,8 +24,12 @@ import torch
 from torch import nn
 
 
-def session(path, threads: int | None = None, optimized_path: str | None = None):
-    """An ONNX Runtime CPU session of the file ``path`` (``threads`` defaults to torch's thread count)."""
+def session(path, threads: int | None = None, optimized_path: str | None = None, config: dict | None = None):
+    """An ONNX Runtime CPU session of the file ``path`` (``threads`` defaults to torch's thread count).
+
+    ``config``: more session configuration entries, e.g. ``{"session.x64quantprecision": "1"}``
+    (int8 weights rewritten as uint8 on x86: see :mod:`qkit.export`).
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -33,6 +37,8 @@ def session(path, threads: int | None = None, optimized_path: str | None = None)
     options.inter_op_num_threads = 1
     options.log_severity_level = 3  # errors only: the optimizer's notes are not for learners
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    for key, value in (config or {}).items():
+        options.add_session_config_entry(key, value)
     if optimized_path is not None:
         options.optimized_model_filepath = str(optimized_path)
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -51,10 +57,10 @@ class OnnxModel(nn.Module):
         True
     """
 
-    def __init__(self, path, threads: int | None = None) -> None:
+    def __init__(self, path, threads: int | None = None, config: dict | None = None) -> None:
         super().__init__()
         self.path = str(path)
-        self.session = session(self.path, threads)
+        self.session = session(self.path, threads, config=config)
         self.input_name = self.session.get_inputs()[0].name
         with open(self.path, "rb") as f:  # the artifact: measure.tensor_bytes(self) is the file's size
             self.register_buffer("onnx_file", torch.frombuffer(bytearray(f.read()), dtype=torch.uint8))
@@ -67,7 +73,7 @@ class OnnxModel(nn.Module):
         return f"path={self.path!r}"
 
 
-def optimized_ops(path) -> collections.Counter:
+def optimized_ops(path, config: dict | None = None) -> collections.Counter:
     """How many of each operator ONNX Runtime runs for ``path`` after optimizing it (``domain:op`` names).
 
     ONNX Runtime rewrites a graph when it loads it (constant folding, fusing
@@ -78,6 +84,6 @@ def optimized_ops(path) -> collections.Counter:
 
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "optimized.onnx")
-        session(path, threads=1, optimized_path=out)
+        session(path, threads=1, optimized_path=out, config=config)
         graph = onnx.load(out).graph
     return collections.Counter(f"{n.domain}:{n.op_type}" if n.domain else n.op_type for n in graph.node)

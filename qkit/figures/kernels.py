@@ -76,7 +76,8 @@ def rounding_disagreements(results: dict, rounding: str = "single") -> Figure:
     for e in edges[:-1]:
         ax.axvline(e + 0.5, color=GRID, lw=0.6, ls=":")
     handles = [Patch(color=c, label=k) for k, c in KIND_COLOURS.items()]
-    handles.append(Line2D([], [], ls="", marker="_", color="black", ms=7, mew=1.5, label="predicted: Σ 2^-(rs+1)"))
+    handles.append(Line2D([], [], ls="", marker="_", color="black", ms=7, mew=1.5,
+                          label="predicted: Σ 2^-(rs+1)"))
     ax.legend(handles=handles, fontsize=8, loc="upper left", ncol=4)
     ax.set_ylim(0, ax.get_ylim()[1] * 1.2)  # room for the legend
     ax.set_xticks([])

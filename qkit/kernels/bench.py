@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from qkit.kernels import engine, fast, int8_linear
+from qkit.kernels import conv_engine, engine, fast, int8_linear
 from qkit.qparams import QParams, choose_qparams, tensor_range, weight_qparams
 from qkit.quant import quantize
 
@@ -225,17 +225,24 @@ def path_report() -> str:
     else:
         why = "no /proc/cpuinfo on this system: the CPU's int8 support is unknown"
     matmul = f"{engine.info().chosen} (chosen by qkit.kernels.engine: {engine.info().reason})"
-    if fast._Compiled.failed:
-        epilogue = "eager (torch.compile failed here): several passes over the output"
-    elif fast._Compiled.fn is None:
+    mode = fast._Compiled.mode
+    if mode == "eager":
+        epilogue = "eager (torch.compile failed or gave other bits here): several passes over the output"
+    elif mode == "not compiled yet":
         epilogue = "fused by torch.compile on its first call (not compiled yet in this kernel)"
+    elif mode == "scalar":
+        epilogue = ("fused by torch.compile into one pass, without vectorisation (inductor's vectorised "
+                    "int64 code gave other bits than eager on this CPU)")
     else:
         epilogue = "fused by torch.compile into one pass (compiled)"
+    convs = conv_engine.info()
     return "\n".join([
         f"CPU: {os.cpu_count()} logical cores, torch uses {torch.get_num_threads()} threads; "
         f"torch's CPU capability: {capability}",
         f"int8 dot-product instructions: {', '.join(int8_units) or 'none found'} -> {why}",
         f"qkit fast path: matmul = {matmul}; requantization epilogue = {epilogue}",
+        "qkit conv paths (qkit.kernels.conv_engine): "
+        + ", ".join(f"{kind} {convs.chosen[kind]}" for kind in conv_engine.KINDS),
     ])
 
 

@@ -10,7 +10,11 @@ The candidates are in :mod:`qkit.kernels.matmul`. On first use the engine
 2. times the exact ones on a 256×1024×256 and a 1024×1024×1024 product
    (best of a few calls after a warm-up; about a second in all; a path slower
    than :data:`SLOW_CALL` per large call is only timed small and extrapolated)
-   and keeps the fastest by the sum of the two times.
+   and keeps the fastest by the sum of the two times;
+3. times them on a small product too (256×64×128, a layer of the ``mlp`` zoo model), where a
+   call's fixed overhead (ONNX Runtime's session run: tenths of a millisecond) outweighs its
+   arithmetic, and keeps the fastest there for every product below :data:`SMALL_MACS`
+   multiply-adds (``info().small``).
 
 The environment variable ``QKIT_INT8_MATMUL=int_mm|float32|onnxruntime`` forces a path
 (it is still checked for exactness, and not timed). :func:`info` says what was chosen and
@@ -37,6 +41,8 @@ PATHS = tuple(CANDIDATES)  # ("int_mm", "float32", "onnxruntime")
 ENV = "QKIT_INT8_MATMUL"
 PROBES = ((256, 1024, 256), (1024, 1024, 1024))  # (N, K, M) timed
 SLOW_CALL = 0.25  # seconds: a candidate this slow on the small probe is not timed on the large one
+SMALL = (256, 64, 128)  # (N, K, M) timed for small products
+SMALL_MACS = 1 << 23  # N·K·M below this: the path fastest on SMALL
 
 
 @dataclass
@@ -49,6 +55,7 @@ class Candidate:
     exact: bool | None = None  # None: not run
     seconds: dict = field(default_factory=dict)  # "NxKxM" -> best seconds per call
     estimated: bool = False  # the large probe was extrapolated from the small one (too slow to run)
+    small_seconds: float = float("inf")  # best seconds per call on SMALL
 
     @property
     def score(self) -> float:
@@ -67,6 +74,7 @@ class EngineInfo:
     forced: bool
     candidates: list
     probe_seconds: float
+    small: str = ""  # the path for products below SMALL_MACS multiply-adds ("" = chosen)
 
     def __str__(self) -> str:
         lines = [f"int8 matmul path: {self.chosen} ({self.reason})",
@@ -181,6 +189,7 @@ def _probe(names, timed: bool) -> list:
                         c.seconds[f"{n1}x{k1}x{m1}"], c.estimated = guess, True
                     else:
                         c.seconds[f"{n1}x{k1}x{m1}"] = _time(fn, n1, k1, m1)
+                    c.small_seconds = _time(fn, *SMALL)
         out.append(c)
     return out
 
@@ -212,13 +221,17 @@ def _choose() -> EngineInfo:
     wrong = [f"{c.name} gives wrong sums here ({c.why_not}): never used" for c in candidates
              if c.available and c.exact is False]
     reason += "".join(f"; {w}" for w in wrong)
+    small = min(exact, key=lambda c: c.small_seconds)
+    reason += (f"; below {SMALL_MACS:,} multiply-adds: {small.name} (fastest at {'x'.join(map(str, SMALL))}: "
+               f"{small.small_seconds * 1e3:.2f} ms)")
     return EngineInfo(best.name, reason, forced=False, candidates=candidates,
-                      probe_seconds=time.perf_counter() - start, **common)
+                      probe_seconds=time.perf_counter() - start, small=small.name, **common)
 
 
 class _State:
     info: EngineInfo | None = None
     fn = None
+    small_fn = None
 
 
 def info() -> EngineInfo:
@@ -226,6 +239,7 @@ def info() -> EngineInfo:
     if _State.info is None:
         with torch.inference_mode(False), torch.no_grad():
             chosen = _choose()
+        _State.small_fn = CANDIDATES[chosen.small or chosen.chosen][0]
         _State.fn, _State.info = CANDIDATES[chosen.chosen][0], chosen
     return _State.info
 
@@ -237,11 +251,13 @@ def describe() -> str:
 
 def reset() -> None:
     """Forget the choice: the next :func:`matmul` probes again (and reads ``QKIT_INT8_MATMUL`` again)."""
-    _State.info, _State.fn = None, None
+    _State.info, _State.fn, _State.small_fn = None, None, None
 
 
 def matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Exact int8 ``(N, K) @ (K, M)`` -> int32 ``(N, M)`` on the chosen path."""
+    """Exact int8 ``(N, K) @ (K, M)`` -> int32 ``(N, M)`` on the chosen path (``info().small`` for small products)."""
     if _State.fn is None:
         info()
+    if a.shape[0] * a.shape[1] * b.shape[1] < SMALL_MACS:
+        return _State.small_fn(a, b)
     return _State.fn(a, b)

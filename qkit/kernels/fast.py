@@ -50,13 +50,11 @@ for exactness on extreme values.
 
 from __future__ import annotations
 
-import warnings
 import weakref
 from collections import OrderedDict
 from typing import NamedTuple
 
 import torch
-import torch.fx.experimental._config as fx_config
 import torch.nn.functional as F
 
 from qkit.fixedpoint import check_rounding
@@ -232,37 +230,16 @@ def epilogue(acc, offset, multiplier, total_shift, round_up, round_down, out):
     return (r + out[0]).to(torch.int8)  # (R, M) int8
 
 
-class _Compiled:
-    fn = None  # torch.compile(epilogue), made on first use
-    failed = False  # compilation failed once: eager from then on
-    seen: set = set()  # (R == 1, M == 1, inference mode) signatures already traced
+_Compiled = Compiled(epilogue, "int8 requantization epilogue")  # checked against eager per new trace
 
 
 def _fused(acc: torch.Tensor, prepared: Prepared):
-    """The compiled epilogue, or None if compilation is unavailable (after one warning)."""
+    """The compiled epilogue (:class:`qkit.kernels.compiled.Compiled`), or None if compilation is unavailable."""
     if _Compiled.failed:
         return None
-    args = (acc, prepared.offset, *prepared.fused_args)
-    sig = (acc.shape[0] == 1, acc.shape[1] == 1, torch.is_inference_mode_enabled(),
-           prepared.fused_args[0].dtype)  # 0/1 sizes specialise; a float64 M ("float64") is another graph
-    try:
-        if _Compiled.fn is None:  # dynamic: one graph for all sizes; dynamic_threads: parallel at any size
-            _Compiled.fn = torch.compile(epilogue, dynamic=True, options={"cpp.dynamic_threads": True})
-        with torch.no_grad():  # one grad mode, one graph
-            if sig in _Compiled.seen:
-                return _Compiled.fn(*args)
-            with fx_config.patch(use_duck_shape=False):  # N == M must not tie the two sizes
-                result = _Compiled.fn(*args)
-        _Compiled.seen.add(sig)
-        return result
-    except Exception as err:  # noqa: BLE001 - any compiler failure means: run eagerly
-        _Compiled.failed = True
-        warnings.warn(
-            f"torch.compile of the int8 requantization epilogue failed ({type(err).__name__}: "
-            f"{str(err)[:200]}); qkit.kernels uses the (slower, equal) eager epilogue from now on",
-            UserWarning, stacklevel=3,
-        )
-        return None
+    if _Compiled.eager is not epilogue:  # epilogue was replaced (tests): compile the new one
+        _Compiled.eager, _Compiled.fn, _Compiled.seen = epilogue, None, set()
+    return _Compiled(acc, prepared.offset, *prepared.fused_args)  # (R, M) int8
 
 
 def requantize(acc: torch.Tensor, prepared: Prepared, fused: bool = True) -> torch.Tensor:
