@@ -280,3 +280,23 @@ def test_the_hand_written_onnx_model_is_what_onnx_helper_builds():
     theirs.ir_version = 8
     theirs.ClearField("producer_name")
     assert ours == theirs
+
+
+def test_small_products_take_the_path_fastest_on_the_small_probe(forced, monkeypatch):
+    fake = {"int_mm": (3.0, 1.0), "float32": (2.0, 2.0), "onnxruntime": (1.0, 9.0)}  # (large, small)
+    fn_to_name = {fn: name for name, (fn, _) in mm.CANDIDATES.items()}
+    monkeypatch.setattr(engine, "_time", lambda fn, n, k, m: fake[fn_to_name[fn]][(n, k, m) == engine.SMALL] * 1e-4)
+    engine.reset()
+    info = engine.info()
+    runnable = RUNNABLE
+    assert info.chosen == min(runnable, key=lambda n: fake[n][0])
+    assert info.small == min(runnable, key=lambda n: fake[n][1]) and f"multiply-adds: {info.small}" in info.reason
+    calls = []  # which function runs, by size
+    monkeypatch.setattr(engine._State, "small_fn", lambda a, b: calls.append("small") or mm.float32_chunked(a, b))
+    monkeypatch.setattr(engine._State, "fn", lambda a, b: calls.append("large") or mm.float32_chunked(a, b))
+    a, b = torch.ones(256, 64, dtype=torch.int8), torch.ones(64, 128, dtype=torch.int8)
+    assert torch.equal(engine.matmul(a, b), torch.full((256, 128), 64, dtype=torch.int32))
+    big = torch.ones(256, 1024, dtype=torch.int8)
+    assert torch.equal(engine.matmul(big, torch.ones(1024, 64, dtype=torch.int8)),
+                       torch.full((256, 64), 1024, dtype=torch.int32))
+    assert calls == ["small", "large"]

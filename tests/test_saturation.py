@@ -9,6 +9,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from qkit.fixedpoint import ROUNDINGS
 from qkit.kernels.engine import cpu_int8_units
 from qkit.kernels.saturation import (int8_linear_avx2, matmul_u8s8_avx2, onnxruntime_u8s8, pair_sums,
                                      saturated_pairs)
@@ -95,8 +96,8 @@ def test_onnxruntime_full_range_u8s8_is_what_this_cpu_is_said_to_do():
         assert torch.equal(got, exact)
 
 
-@given(shapes_and_data(b_lo=-63, b_hi=63), st.integers(-128, 127))
-def test_a_layer_through_the_avx2_sum_equals_the_reference_when_nothing_saturates(ab, z_x):
+@given(shapes_and_data(b_lo=-63, b_hi=63), st.integers(-128, 127), st.sampled_from(ROUNDINGS))
+def test_a_layer_through_the_avx2_sum_equals_the_reference_when_nothing_saturates(ab, z_x, rounding):
     from qkit import QParams, choose_qparams
     from qkit.kernels import ref
 
@@ -107,5 +108,5 @@ def test_a_layer_through_the_avx2_sum_equals_the_reference_when_nothing_saturate
     w_qp = choose_qparams(-1.0, 1.0, scheme="scale")
     y_qp = choose_qparams(-300.0, 300.0)
     bias = torch.linspace(-1, 1, q_w.shape[0])
-    want = ref.int8_linear(q_x, x_qp, q_w, w_qp, bias, y_qp)
-    assert torch.equal(int8_linear_avx2(q_x, x_qp, q_w, w_qp, bias, y_qp), want)
+    want = ref.int8_linear(q_x, x_qp, q_w, w_qp, bias, y_qp, rounding=rounding)
+    assert torch.equal(int8_linear_avx2(q_x, x_qp, q_w, w_qp, bias, y_qp, rounding=rounding), want)

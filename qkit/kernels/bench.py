@@ -217,7 +217,10 @@ def path_report() -> str:
     """
     flags, int8_units = engine.cpu_flags(), engine.cpu_int8_units()
     capability = getattr(getattr(torch.backends, "cpu", None), "get_cpu_capability", lambda: "unknown")()
-    if int8_units:
+    if int8_units and not str(capability).startswith(("AVX512", "unknown")) and "vnni" in " ".join(int8_units):
+        why = (f"listed, but torch's CPU capability is {capability} (limited by ATEN_CPU_CAPABILITY?): "
+               "torch's int8 kernels do not use them here")
+    elif int8_units:
         why = "the CPU multiplies int8 in hardware, so int8 can beat float32 on large matrices"
     elif flags:
         why = ("no int8 dot-product instructions listed: torch._int_mm falls back to slow generic "

@@ -88,6 +88,8 @@ class EngineInfo:
             else:
                 times = ", ".join(f"{s} {t * 1e3:.2f} ms" for s, t in c.seconds.items()) or "not timed"
                 times += " (last one estimated: too slow to run)" if c.estimated else ""
+                if c.small_seconds < float("inf"):
+                    times += f"; {'x'.join(map(str, SMALL))} {c.small_seconds * 1e3:.2f} ms"
                 state = f"exact; {times}"
             lines.append(f"  {c.name:12s} {state}")
         return "\n".join(lines)

@@ -156,11 +156,13 @@ def onnxruntime_u8s8(a, b) -> torch.Tensor:
     return torch.from_numpy(y)  # (N, M) int32
 
 
-def int8_linear_avx2(q_x, x_qp: QParams, q_w, w_qp: QParams, bias, y_qp: QParams) -> torch.Tensor:
+def int8_linear_avx2(q_x, x_qp: QParams, q_w, w_qp: QParams, bias, y_qp: QParams, *,
+                     rounding: str = "double") -> torch.Tensor:
     """:func:`qkit.kernels.ref.int8_linear` with its sum computed by :func:`matmul_u8s8_avx2`.
 
     ``acc = Σ_k a q_w - (z_x + 128) Σ_k q_w + bias_q`` with ``a = q_x + 128`` (uint8), then the
-    same requantization (``rounding="double"``): the layer as an AVX2 u8 × s8 kernel computes it.
+    same requantization (``rounding``, one of :data:`qkit.fixedpoint.ROUNDINGS`): the layer as an
+    AVX2 u8 × s8 kernel computes it.
 
     Example:
         >>> from qkit import choose_qparams
@@ -168,8 +170,10 @@ def int8_linear_avx2(q_x, x_qp: QParams, q_w, w_qp: QParams, bias, y_qp: QParams
         >>> w_qp = choose_qparams(-1.0, 1.0, scheme="scale")
         >>> q_x = torch.full((1, 4), 127, dtype=torch.int8)                # x = 1.0: a = 255
         >>> q_w = torch.full((1, 4), 127, dtype=torch.int8)                # w = 1.0
-        >>> ref.int8_linear(q_x, x_qp, q_w, w_qp, None, y_qp), int8_linear_avx2(q_x, x_qp, q_w, w_qp, None, y_qp)
-        (tensor([[-118]], dtype=torch.int8), tensor([[-123]], dtype=torch.int8))
+        >>> ref.int8_linear(q_x, x_qp, q_w, w_qp, None, y_qp, rounding="double")   # 4·255·127 = 129 540
+        tensor([[-118]], dtype=torch.int8)
+        >>> int8_linear_avx2(q_x, x_qp, q_w, w_qp, None, y_qp)            # 2 pairs of 32 767: 65 534
+        tensor([[-123]], dtype=torch.int8)
     """
     q_x = ref.int8_tensor("q_x", q_x, 2, "(N, K)")
     q_w = ref.int8_tensor("q_w", q_w, 2, "(M, K)")
@@ -177,8 +181,8 @@ def int8_linear_avx2(q_x, x_qp: QParams, q_w, w_qp: QParams, bias, y_qp: QParams
     ref.check_grids(x_qp, w_qp, y_qp, m)
     z_x = int(x_qp.zero_point)
     bias_q = ref.quantize_bias(bias, x_qp, w_qp, m)  # (M,) int32
-    multiplier, shift = ref.output_multipliers(x_qp, w_qp, y_qp, m)  # (M,) int32 each
+    multiplier, shift = ref.output_multipliers(x_qp, w_qp, y_qp, m, rounding)  # (M,) each
     a = (q_x.to(torch.int16) + 128).to(torch.uint8)  # (N, K) uint8, the same integers shifted
     row_sums = q_w.long().sum(dim=1)  # (M,) int64
     acc = matmul_u8s8_avx2(a, q_w.T).long() - (z_x + 128) * row_sums + bias_q.long()  # (N, M) int64
-    return ref.requantize(acc, multiplier, shift, y_qp)  # (N, M) int8
+    return ref.requantize(acc, multiplier, shift, y_qp, rounding)  # (N, M) int8
