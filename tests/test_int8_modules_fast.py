@@ -162,7 +162,7 @@ def test_wrong_vectorised_code_is_replaced_by_scalar_code_silently(monkeypatch):
     def compile_wrong_unless_scalar(fn, **kwargs):
         if kwargs.get("options", {}).get("cpp.simdlen") == 1:
             return real_compile(fn, **kwargs)
-        return lambda x: fn(x) + 1  # what inductor's AVX2 int64 code did: other bits
+        return lambda x: fn(x) + 1  # vectorised code, cached or not, that gives other bits
 
     monkeypatch.setattr(torch, "compile", compile_wrong_unless_scalar)
     c = Compiled(lambda x: x * 3 - 1, "test kernel")
@@ -171,6 +171,20 @@ def test_wrong_vectorised_code_is_replaced_by_scalar_code_silently(monkeypatch):
         assert torch.equal(c(torch.arange(40)), torch.arange(40) * 3 - 1)
     assert c.mode == "scalar" and not c.failed
     assert torch.equal(c(torch.arange(7)), torch.arange(7) * 3 - 1)
+
+
+def test_a_wrong_cached_kernel_is_compiled_afresh(monkeypatch):
+    real_compile = torch.compile
+
+    def compile_wrong_if_cached(fn, **kwargs):
+        if kwargs.get("options", {}).get("fx_graph_cache") is False:
+            return real_compile(fn, **kwargs)
+        return lambda x: fn(x) + 1  # a cached kernel that gives other bits
+
+    monkeypatch.setattr(torch, "compile", compile_wrong_if_cached)
+    c = Compiled(lambda x: x * 5, "test kernel")
+    assert torch.equal(c(torch.arange(40)), torch.arange(40) * 5)
+    assert c.mode == "vectorized, uncached"
 
 
 def test_compiled_code_wrong_even_without_vectorisation_gives_way_to_eager(monkeypatch):
@@ -204,7 +218,8 @@ print([c.mode for c in (fast._Compiled, fast._FLOAT_EPILOGUE, modules.ADD, modul
 def test_under_avx2_every_compiled_kernel_gives_refs_bits():
     """torch's AVX2 code (as on an AVX2-only laptop; simulated here by ATEN_CPU_CAPABILITY): whole models exact.
 
-    inductor's AVX2 int64 code was wrong here (torch 2.13): the check against eager must catch it.
+    inductor's vectorised AVX2 code for a 64-bit torch.where gave wrong bits here (torch 2.13):
+    the check against eager must catch any such kernel and recompile it.
     """
     import os
     import subprocess
@@ -214,4 +229,15 @@ def test_under_avx2_every_compiled_kernel_gives_refs_bits():
     run = subprocess.run([sys.executable, "-c", AVX2_SCRIPT], env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     assert not run.stdout.startswith("AVX512"), run.stdout
-    assert "eager" not in run.stdout.splitlines()[-1], run.stdout  # compiled (scalar if need be), not eager
+    assert "eager" not in run.stdout.splitlines()[-1], run.stdout  # compiled (afresh if need be), not eager
+
+
+def test_the_pool_is_right_in_every_memory_layout_in_any_order():
+    """A kernel traced for one layout must not serve another unchecked (it gave wrong sums here once)."""
+    x_qp, y_qp = choose_qparams(-1.0, 2.0), choose_qparams(-0.5, 1.5)
+    for i, channels_last in enumerate([True, False, True, False]):
+        q = int8(i, (4, 10, 2 + i, 3), channels_last)
+        m, s = quantize_multiplier(float(x_qp.scale) / (q.shape[2] * 3 * float(y_qp.scale)))
+        acc = (q.long() - int(x_qp.zero_point)).sum(dim=(2, 3), keepdim=True)
+        want = (mbqm(acc, m, s).long() + int(y_qp.zero_point)).clamp(-128, 127).to(torch.int8)
+        assert torch.equal(modules.QuantGlobalAvgPool(x_qp, y_qp)(q), want), (i, channels_last)

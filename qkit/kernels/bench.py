@@ -234,8 +234,11 @@ def path_report() -> str:
     elif mode == "not compiled yet":
         epilogue = "fused by torch.compile on its first call (not compiled yet in this kernel)"
     elif mode == "scalar":
-        epilogue = ("fused by torch.compile into one pass, without vectorisation (inductor's vectorised "
-                    "int64 code gave other bits than eager on this CPU)")
+        epilogue = ("fused by torch.compile into one pass, without vectorisation (the vectorised code "
+                    "gave other bits than eager here)")
+    elif mode == "vectorized, uncached":
+        epilogue = ("fused by torch.compile into one pass, compiled afresh (the kernel in inductor's "
+                    "on-disk cache gave other bits than eager here)")
     else:
         epilogue = "fused by torch.compile into one pass (compiled)"
     convs = conv_engine.info()

@@ -3,15 +3,18 @@
 The int8 layers' element-wise tails (requantization, the integer residual add, rescaling,
 pooling) are a dozen int64 passes when run eagerly; compiled, each is one vectorised pass.
 :class:`Compiled` wraps such a function: one graph for all sizes (``dynamic=True``),
-re-traced only when a size of 1, a dtype or the grad/inference mode changes (they specialise).
+re-traced when a size of 1, a dtype, the memory layout or the grad/inference mode changes.
 
 Correctness first, as for the matmul paths (:mod:`qkit.kernels.engine`): the first call of
-every new trace also runs the eager function and compares the bits. inductor's vectorised
-int64 code is not exact everywhere: with torch 2.13 under ``ATEN_CPU_CAPABILITY=avx2`` it
-computes wrong int64 products and shifts by a broadcast tensor. Then the function is compiled
-again without vectorisation (``cpp.simdlen = 1``: plain C++ loops, still one pass) and checked
-again; if that is wrong too, or compilation fails, the eager function runs from then on (one
-warning). :attr:`Compiled.mode` says which is running: ``"vectorized"``, ``"scalar"`` or ``"eager"``.
+every new trace also runs the eager function and compares the bits. Compiled code is not
+always right: with torch 2.13 under ``ATEN_CPU_CAPABILITY=avx2`` (torch's AVX2 code on an
+AVX-512 machine), inductor's vectorised code for a 64-bit compare-and-select
+(``torch.where``) gave wrong results. On a mismatch the function is compiled again without
+inductor's on-disk caches (a kernel cached by another process) and checked; then without
+vectorisation (``cpp.simdlen = 1``: plain C++ loops, still one pass); if that is wrong too,
+or compilation fails, the eager function runs from then on (one warning).
+:attr:`Compiled.mode` says which is running: ``"vectorized"``, ``"vectorized, uncached"``,
+``"scalar"`` or ``"eager"``.
 
 >>> double = Compiled(lambda x: x * 2, "doubling")
 >>> double.eager(torch.tensor([1, 2]))
@@ -20,6 +23,7 @@ tensor([2, 4])
 
 from __future__ import annotations
 
+import contextlib
 import types
 import warnings
 
@@ -33,10 +37,28 @@ def _equal(a, b) -> bool:
     return a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b)
 
 
-def _fresh(fn):
+def _fresh(fn, tag: str):
     """A copy of ``fn`` with a code object of its own (no dynamo cache shared with ``fn``)."""
-    code = fn.__code__.replace(co_name=f"{fn.__code__.co_name}_scalar")
+    code = fn.__code__.replace(co_name=f"{fn.__code__.co_name}_{tag}")
     return types.FunctionType(code, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
+
+
+def _layout(a: torch.Tensor) -> tuple:
+    """What makes a new trace (or may make a wrong reuse of one): dtype, sizes of 1, the order of
+    the strides (memory format: channels-last and NCHW are different kernels), density."""
+    if a.dim() <= 1:  # 0-d and 1-d constants: one layout
+        return a.dtype, a.dim(), a.numel() == 1
+    order = tuple(sorted(range(a.dim()), key=lambda d: (-a.stride(d), d)))
+    return a.dtype, tuple(s == 1 for s in a.shape), order, a.is_contiguous()
+
+
+def _no_autograd_cache(active: bool = True):
+    """AOT autograd's on-disk cache off (it also serves compiled kernels), or a no-op."""
+    if not active:
+        return contextlib.nullcontext()
+    from torch._functorch import config as functorch_config
+
+    return functorch_config.patch(enable_autograd_cache=False)
 
 
 class Compiled:
@@ -46,42 +68,48 @@ class Compiled:
         self.eager, self.what = fn, what
         self.fn = None  # torch.compile(fn), made on first use
         self.failed = False  # compilation failed or gave wrong bits: eager from then on
-        self.scalar = False  # the vectorised code gave wrong bits here: compiled without vectorisation
+        self.retries = 0  # wrong bits seen: 1 = compiled again without the on-disk cache, 2 = also scalar
         self.seen: set = set()  # signatures already traced and checked
 
     @property
     def mode(self) -> str:
-        """``"eager"``, ``"scalar"``, ``"vectorized"`` (or ``"not compiled yet"``)."""
+        """``"eager"``, ``"scalar"``, ``"vectorized, uncached"``, ``"vectorized"`` (or ``"not compiled yet"``)."""
         if self.failed:
             return "eager"
         if self.fn is None:
             return "not compiled yet"
-        return "scalar" if self.scalar else "vectorized"
+        return ("vectorized", "vectorized, uncached", "scalar")[self.retries]
+
+    @property
+    def scalar(self) -> bool:
+        return self.retries == 2
 
     def _compile(self):
         options = {"cpp.dynamic_threads": True}
-        if self.scalar:
+        if self.retries:
+            options["fx_graph_cache"] = False
+        if self.retries == 2:
             options["cpp.simdlen"] = 1
-        return torch.compile(_fresh(self.eager) if self.scalar else self.eager, dynamic=True, options=options)
+        return torch.compile(_fresh(self.eager, f"retry{self.retries}") if self.retries else self.eager,
+                             dynamic=True, options=options)
 
     def __call__(self, *args):
         if self.failed:
             return self.eager(*args)
-        sig = (tuple(tuple(s == 1 for s in a.shape) + (a.dtype,) for a in args if isinstance(a, torch.Tensor)),
-               torch.is_inference_mode_enabled())
+        sig = (tuple(_layout(a) for a in args if isinstance(a, torch.Tensor)), torch.is_inference_mode_enabled())
         try:
             if self.fn is None:
                 self.fn = self._compile()
             with torch.no_grad():
                 if sig in self.seen:
                     return self.fn(*args)
-                with fx_config.patch(use_duck_shape=False):  # equal sizes must not tie together
+                with fx_config.patch(use_duck_shape=False), _no_autograd_cache(self.retries > 0):  # no size ties
                     out = self.fn(*args)
                 want = self.eager(*args)
-                if not _equal(out, want) and not self.scalar:  # wrong vectorised code: plain loops
-                    self.scalar, self.seen = True, set()
+                while not _equal(out, want) and self.retries < 2:  # uncached, then plain loops
+                    self.retries, self.seen = self.retries + 1, set()
                     self.fn = self._compile()
-                    with fx_config.patch(use_duck_shape=False):
+                    with fx_config.patch(use_duck_shape=False), _no_autograd_cache():
                         out = self.fn(*args)
                 if not _equal(out, want):
                     raise ArithmeticError("the compiled code gives other bits than the eager code")

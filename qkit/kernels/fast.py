@@ -46,6 +46,14 @@ The int8 × int8 → int32 matmul itself is :func:`int8_matmul`: the exact path
 (``torch._int_mm``, a chunked float32 GEMM or ONNX Runtime) that
 :mod:`qkit.kernels.engine` found fastest on this CPU, after checking each one
 for exactness on extreme values.
+
+Convolutions (:func:`int8_conv2d`) get their exact sums from torch's float32 ``conv2d`` on
+the int8 values (exact for up to 1024 products per sum: :mod:`qkit.kernels.conv`) or from
+im2col plus :func:`int8_matmul`, whichever :mod:`qkit.kernels.conv_engine` measured faster
+for that kind of conv (depthwise, pointwise, spatial); the float32 accumulator goes
+straight into the compiled epilogue (:func:`epilogue_float`). Outputs are channels-last, so
+the next conv reads them without a copy. Every compiled kernel is checked against its eager
+version on each new trace (:class:`qkit.kernels.compiled.Compiled`).
 """
 
 from __future__ import annotations
@@ -129,9 +137,22 @@ def rounding_multiply(x: torch.Tensor, multiplier, total_shift, round_up, round_
 
     ``x`` holds int32 values; the constants come from :func:`rounding_constants`
     and broadcast along ``x``.
+
+    The select is arithmetic, not ``torch.where``: ``(a + 2**30) >> 63`` is ``-1`` exactly when
+    ``a < -2**30`` and ``0`` otherwise (an arithmetic shift of an int64 with ``|a + 2**30| < 2**63``),
+    so ``round_up - (mask & (round_up - round_down))`` is ``round_down`` there and ``round_up``
+    elsewhere: the same integers. (inductor's vectorised AVX2 code for an int64
+    compare-and-select gave wrong results with torch 2.13, under ``ATEN_CPU_CAPABILITY=avx2``;
+    shifts, ands and adds are right, so the compiled epilogue stays vectorised there.)
+
+    Example:
+        >>> a = torch.tensor([-(1 << 30) - 1, -(1 << 30), 0])
+        >>> rounding_multiply(a, 1, torch.tensor(0), torch.tensor(10), torch.tensor(3)) - a   # down, up, up
+        tensor([ 3, 10, 10])
     """
     a = x.to(torch.int64) * multiplier  # int64, |a| < 2**62
-    return (a + torch.where(a >= -(1 << 30), round_up, round_down)) >> total_shift  # int64
+    below = (a + (1 << 30)) >> 63  # int64: -1 where a < -2**30, else 0
+    return (a + (round_up - (below & (round_up - round_down)))) >> total_shift  # int64
 
 
 def fused_constants(multiplier: torch.Tensor, shift: torch.Tensor, y_qp: QParams, rounding: str = "double") -> tuple:

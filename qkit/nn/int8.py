@@ -63,6 +63,7 @@ class _OnGrid(nn.Module):
             if qp.scale.dtype != torch.float32 or qp.zero_point.dtype != torch.int32:
                 return None
             self.__dict__["_grid_key"] = key
+            self.__dict__["_inverse_scale"] = 1.0 / qp.scale  # float32, as quantize forms it
         return qp
 
 
@@ -79,7 +80,7 @@ class Quantize(_OnGrid):
         qp = self._checked_grid() if isinstance(x, torch.Tensor) and x.dtype == torch.float32 else None
         if qp is None or torch.isnan(x).any():
             return quantize(x, self.qp)  # the general case (and its errors)
-        q = torch.round(x * (1.0 / qp.scale)) + qp.zero_point  # float32: quantize's own steps
+        q = torch.round(x * self.__dict__["_inverse_scale"]) + qp.zero_point  # float32: quantize's own steps
         return torch.clamp(q, qp.qmin, qp.qmax).to(torch.int8)  # int8
 
 
