@@ -58,6 +58,7 @@ bench: $(STAMP)
 	MPLBACKEND=Agg $(BIN)/python benchmarks/bench_widgets.py
 	$(BIN)/python benchmarks/bench_notebooks.py
 	$(BIN)/python benchmarks/bench_kernels.py
+	$(BIN)/python benchmarks/bench_deploy.py
 	$(BIN)/python benchmarks/bench_ptq.py
 
 clean:

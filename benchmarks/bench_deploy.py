@@ -33,6 +33,7 @@ import torch
 
 from qkit import data, kernels, measure, models, ptq
 from qkit.export import OnnxModel, file_size, to_onnx
+from qkit.kernels.bench import machine_line
 
 
 def main() -> None:
@@ -42,9 +43,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=256, help="images per timed forward pass")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    info = kernels.info()
-    print(f"CPU: torch capability {info.capability}; int8 dot-product instructions: "
-          f"{', '.join(info.int8_units) or 'none listed'}; qkit int8 matmul: {info.chosen} ({info.reason})")
+    print(machine_line())
+    print(f"why: {kernels.info().reason}")
     X, _ = data.digits("train")
     Xt, yt = data.digits("test")
     cal = X[:256]

@@ -28,9 +28,9 @@ import time
 import torch
 
 from qkit import measure
-from qkit.kernels import conv_engine, engine, fast
+from qkit.kernels import engine, fast
 from qkit.kernels import matmul as candidates
-from qkit.kernels.bench import format_table, path_report, time_linear_backends
+from qkit.kernels.bench import format_table, machine_line, path_report, time_linear_backends
 
 BIG = [(1024, 1024, 1024), (1024, 4096, 1024)]
 SMALL = [(64, 64, 64), (128, 128, 128), (256, 256, 256), (512, 512, 512)]
@@ -98,10 +98,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     info = engine.info()
-    convs = conv_engine.info()
-    print(f"CPU capability {info.capability} (int8 dot-product: {', '.join(info.int8_units) or 'none listed'}); "
-          f"int8 matmul path: {info.chosen} ({'forced' if info.forced else 'chosen by probing'}); conv paths: "
-          + ", ".join(f"{k} {convs.chosen[k]}" for k in conv_engine.KINDS))
+    print(machine_line())
     floor, cpu = budget(info)
     print(info)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads "

@@ -14,6 +14,8 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+from qkit.kernels.bench import machine_line
+
 ROOT = Path(__file__).resolve().parents[1]
 BUDGET_S, BUDGET_MB = 60.0, 1536.0
 PEAK = "import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KiB on Linux"
@@ -36,6 +38,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
+    print(machine_line())
     print(f"{'notebook':<38} {'runs':>4} {'median s':>9} {'peak MiB':>9}  budget")
     for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
         runs = [run_once(path) for _ in range(args.repeat)]

@@ -29,7 +29,8 @@ import os
 import torch
 
 from qkit import data, measure, models, ptq
-from qkit.kernels import conv_engine, engine, fast
+from qkit.kernels import fast
+from qkit.kernels.bench import machine_line
 
 MODES = ("fp32", "fp16", "dynamic", "int8")
 BIG_ENOUGH = 300_000  # bytes of fp32 file from which the size budgets apply
@@ -56,10 +57,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    info, convs = engine.info(), conv_engine.info()
-    print(f"CPU capability {info.capability} (int8 dot-product: {', '.join(info.int8_units) or 'none listed'}); "
-          f"int8 matmul path: {info.chosen}; conv paths: "
-          + ", ".join(f"{k} {convs.chosen[k]}" for k in conv_engine.KINDS))
+    print(machine_line())
     X, _ = data.digits("train")
     Xt, yt = data.digits("test")
     cal = X[:256]

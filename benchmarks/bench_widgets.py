@@ -18,6 +18,8 @@ import torch  # noqa: E402
 
 from qkit import data, models, widgets  # noqa: E402
 
+from qkit.kernels.bench import machine_line  # noqa: E402
+
 BUDGET_MEDIAN_MS, BUDGET_P95_MS = 60.0, 120.0
 
 
@@ -55,6 +57,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=60, help="slider moves per control")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    print(machine_line())
     X_train, _ = data.digits("train")
     X, y = data.digits("test")
     mlp = models.load("mlp")

@@ -208,6 +208,16 @@ def format_table(rows, backends=None) -> str:
     return "\n".join(lines)
 
 
+def machine_line() -> str:
+    """The first line of every benchmark: torch's CPU capability, the int8 dot-product
+    instructions listed, and the int8 matmul and conv paths qkit chose (or was told to use)."""
+    info, convs = engine.info(), conv_engine.info()
+    how = "forced by QKIT_INT8_MATMUL" if info.forced else "chosen by probing"
+    return (f"CPU capability {info.capability} (int8 dot-product: {', '.join(info.int8_units) or 'none listed'}); "
+            f"int8 matmul path: {info.chosen} ({how}); conv paths: "
+            + ", ".join(f"{k} {convs.chosen[k]}" for k in conv_engine.KINDS))
+
+
 def path_report() -> str:
     """Which int8 path runs on this machine, and why (several lines).
 

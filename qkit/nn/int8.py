@@ -78,7 +78,9 @@ class Quantize(_OnGrid):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         qp = self._checked_grid() if isinstance(x, torch.Tensor) and x.dtype == torch.float32 else None
-        if qp is None or torch.isnan(x).any():
+        # NaN in x makes the sum NaN (one cheap reduction, no bool tensor); a NaN sum
+        # without NaN in x (+inf and -inf together) also takes the general path, which is exact.
+        if qp is None or torch.isnan(x.sum()):
             return quantize(x, self.qp)  # the general case (and its errors)
         q = torch.round(x * self.__dict__["_inverse_scale"]) + qp.zero_point  # float32: quantize's own steps
         return torch.clamp(q, qp.qmin, qp.qmax).to(torch.int8)  # int8
