@@ -54,6 +54,32 @@ def pytest_collection_modifyitems(items) -> None:
             item.add_marker(getattr(pytest.mark, f"lesson{match[1]}"))
 
 
+def _forcer(monkeypatch, module):
+    """force(path): ``module.ENV = path`` for one test; the module's choice is forgotten before and after."""
+    def force(path):
+        monkeypatch.setenv(module.ENV, path)
+        module.reset()
+    return force
+
+
+@pytest.fixture
+def forced_matmul(monkeypatch):
+    """force(name): QKIT_INT8_MATMUL=name for this test (qkit.kernels.engine)."""
+    from qkit.kernels import engine
+    yield _forcer(monkeypatch, engine)
+    monkeypatch.delenv(engine.ENV, raising=False)
+    engine.reset()
+
+
+@pytest.fixture
+def forced_conv(monkeypatch):
+    """force(path): QKIT_INT8_CONV=path for this test (qkit.kernels.conv_engine)."""
+    from qkit.kernels import conv_engine
+    yield _forcer(monkeypatch, conv_engine)
+    monkeypatch.delenv(conv_engine.ENV, raising=False)
+    conv_engine.reset()
+
+
 @pytest.fixture(scope="session")
 def digits_train() -> tuple[torch.Tensor, torch.Tensor]:
     return data.digits("train")

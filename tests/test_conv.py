@@ -28,27 +28,6 @@ GEOMETRIES = [
 ]
 
 
-@pytest.fixture
-def forced_conv(monkeypatch):
-    """force(path): QKIT_INT8_CONV=path for this test; the conv choice is forgotten before and after."""
-    def force(path):
-        monkeypatch.setenv(conv_engine.ENV, path)
-        conv_engine.reset()
-    yield force
-    monkeypatch.delenv(conv_engine.ENV, raising=False)
-    conv_engine.reset()
-
-
-@pytest.fixture
-def forced_matmul(monkeypatch):
-    def force(name):
-        monkeypatch.setenv(engine.ENV, name)
-        engine.reset()
-    yield force
-    monkeypatch.delenv(engine.ENV, raising=False)
-    engine.reset()
-
-
 def extreme_case(seed, c_in, c_out, k, groups, n=3, h=7):
     """int8 input and weight with whole images and filters at -128 / 127: the largest sums."""
     gen = torch.Generator().manual_seed(seed)

@@ -19,17 +19,6 @@ SHAPES = [(1, 1, 1), (3, 1, 5), (7, 13, 5), (5, 1024, 3), (4, 1025, 6), (3, 2049
           (33, 64, 1), (1, 300, 40)]
 
 
-@pytest.fixture
-def forced(monkeypatch):
-    """force(name): QKIT_INT8_MATMUL=name for this test; the engine's choice is forgotten before and after."""
-    def force(name):
-        monkeypatch.setenv(engine.ENV, name)
-        engine.reset()
-    yield force
-    monkeypatch.delenv(engine.ENV, raising=False)
-    engine.reset()
-
-
 def int64_matmul(a, b):
     return (a.long() @ b.long()).to(torch.int32)  # exact for these sizes: |.| <= 3000 · 2**14 < 2**31
 
@@ -105,8 +94,8 @@ def conv_layer(seed, n, c_in, c_out, size, kernel, groups):
 
 @pytest.mark.parametrize("name", RUNNABLE)
 @pytest.mark.parametrize("n,k,m", [(1, 1, 4), (37, 300, 19), (16, 2500, 8), (256, 64, 64)])
-def test_int8_linear_on_each_forced_path_equals_ref(forced, name, n, k, m):
-    forced(name)
+def test_int8_linear_on_each_forced_path_equals_ref(forced_matmul, name, n, k, m):
+    forced_matmul(name)
     args = linear_layer(n + k + m, n, k, m)
     want = int8_linear(*args, backend="ref")
     for backend in ("fast", "eager"):
@@ -122,14 +111,14 @@ def test_int8_linear_on_each_forced_path_equals_ref(forced, name, n, k, m):
     (4, 4, 1, 1, dict()),  # K = 4
     (2, 5, 1, 1, dict()),  # K = 2
 ])
-def test_int8_conv2d_on_each_forced_path_equals_ref(forced, name, c_in, c_out, kernel, groups, geometry):
-    forced(name)
+def test_int8_conv2d_on_each_forced_path_equals_ref(forced_matmul, name, c_in, c_out, kernel, groups, geometry):
+    forced_matmul(name)
     args = conv_layer(c_in * c_out, 2, c_in, c_out, 7, kernel, groups)
     want = int8_conv2d(*args, groups=groups, **geometry, backend="ref")
     assert torch.equal(int8_conv2d(*args, groups=groups, **geometry, backend="fast"), want)
 
 
-def test_info_names_the_choice_and_the_reasons(forced):
+def test_info_names_the_choice_and_the_reasons(forced_matmul):
     engine.reset()
     info = engine.info()
     assert info.chosen in RUNNABLE and not info.forced
@@ -146,7 +135,7 @@ def test_info_names_the_choice_and_the_reasons(forced):
     assert info.probe_seconds < 5.0  # "about a second" with margin for a loaded machine
 
 
-def test_the_choice_is_the_fastest_by_the_probe_timings(forced, monkeypatch):
+def test_the_choice_is_the_fastest_by_the_probe_timings(forced_matmul, monkeypatch):
     fake = {"int_mm": 3.0, "float32": 1.0, "onnxruntime": 2.0}
     fn_to_name = {fn: name for name, (fn, _) in mm.CANDIDATES.items()}
     monkeypatch.setattr(engine, "_time", lambda fn, n, k, m: fake[fn_to_name[fn]] * 1e-4)
@@ -157,7 +146,7 @@ def test_the_choice_is_the_fastest_by_the_probe_timings(forced, monkeypatch):
     assert engine.info().chosen == min((n for n in RUNNABLE), key=fake.get)
 
 
-def test_a_wrong_candidate_is_never_chosen(forced, monkeypatch):
+def test_a_wrong_candidate_is_never_chosen(forced_matmul, monkeypatch):
     wrong = lambda a, b: torch.zeros(a.shape[0], b.shape[1], dtype=torch.int32)  # noqa: E731
     monkeypatch.setitem(mm.CANDIDATES, "int_mm", (wrong, lambda: None))
     monkeypatch.setattr(engine, "_time", lambda fn, n, k, m: 1e-6 if fn is wrong else 1e-3)  # and "fastest"
@@ -168,20 +157,20 @@ def test_a_wrong_candidate_is_never_chosen(forced, monkeypatch):
     assert next(c for c in info.candidates if c.name == "int_mm").exact is False
     args = linear_layer(5, 9, 50, 7)
     assert torch.equal(int8_linear(*args), int8_linear(*args, backend="ref"))
-    forced("int_mm")
+    forced_matmul("int_mm")
     with pytest.raises(ValueError, match="cannot be used on this machine: wrong sums"):
         engine.info()
 
 
-def test_env_var_forces_a_path_and_rejects_bad_values(forced, monkeypatch):
-    forced("float32")
+def test_env_var_forces_a_path_and_rejects_bad_values(forced_matmul, monkeypatch):
+    forced_matmul("float32")
     info = engine.info()
     assert info.chosen == "float32" and info.forced and "QKIT_INT8_MATMUL=float32" in info.reason
-    forced("cuda")
+    forced_matmul("cuda")
     with pytest.raises(ValueError, match=r"QKIT_INT8_MATMUL must be one of .*'int_mm'.*got 'cuda'"):
         fast.int8_matmul(torch.ones(2, 2, dtype=torch.int8), torch.ones(2, 2, dtype=torch.int8))
     monkeypatch.setitem(mm.CANDIDATES, "onnxruntime", (mm.onnxruntime_u8u8, lambda: "not installed (test)"))
-    forced("onnxruntime")
+    forced_matmul("onnxruntime")
     with pytest.raises(ValueError, match="cannot be used on this machine: not installed"):
         engine.info()
 
@@ -192,8 +181,8 @@ def digits_x():
 
 
 @pytest.mark.parametrize("name", RUNNABLE)
-def test_model_converted_inside_inference_mode_runs_inside_and_outside(forced, digits_x, name):
-    forced(name)
+def test_model_converted_inside_inference_mode_runs_inside_and_outside(forced_matmul, digits_x, name):
+    forced_matmul(name)
     X = digits_x
     want = qkit.ptq.convert(qkit.models.load("mlp"), "int8", X[:64])(X)
     with torch.inference_mode():
@@ -282,7 +271,7 @@ def test_the_hand_written_onnx_model_is_what_onnx_helper_builds():
     assert ours == theirs
 
 
-def test_small_products_take_the_path_fastest_on_the_small_probe(forced, monkeypatch):
+def test_small_products_take_the_path_fastest_on_the_small_probe(forced_matmul, monkeypatch):
     fake = {"int_mm": (3.0, 1.0), "float32": (2.0, 2.0), "onnxruntime": (1.0, 9.0)}  # (large, small)
     fn_to_name = {fn: name for name, (fn, _) in mm.CANDIDATES.items()}
     monkeypatch.setattr(engine, "_time", lambda fn, n, k, m: fake[fn_to_name[fn]][(n, k, m) == engine.SMALL] * 1e-4)
