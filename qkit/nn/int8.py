@@ -54,8 +54,9 @@ class _OnGrid(nn.Module):
         """``qp`` if it is a per-tensor grid already checked in this state (so the checks are not
         repeated on every call: they cost more than the arithmetic on a small batch), else None."""
         qp = self.qp
-        if qp.axis is not None or not isinstance(qp.scale, torch.Tensor) or qp.scale.is_inference():
-            return None
+        if (qp.axis is not None or (qp.qmin, qp.qmax) != (-128, 127) or not isinstance(qp.scale, torch.Tensor)
+                or qp.scale.is_inference()):
+            return None  # the general path (its checks and errors)
         key = (id(qp.scale), id(qp.zero_point), qp.scale._version, qp.zero_point._version, qp.qmin, qp.qmax,
                qp.scale.dtype, qp.zero_point.dtype)
         if self.__dict__.get("_grid_key") != key:
@@ -63,7 +64,8 @@ class _OnGrid(nn.Module):
             if qp.scale.dtype != torch.float32 or qp.zero_point.dtype != torch.int32:
                 return None
             self.__dict__["_grid_key"] = key
-            self.__dict__["_inverse_scale"] = 1.0 / qp.scale  # float32, as quantize forms it
+            self.__dict__["_inverse_scale"] = float(1.0 / qp.scale)  # the float32 value quantize forms, as a
+            self.__dict__["_zero_point"] = int(qp.zero_point)        # Python number: no 0-d tensor broadcasts
         return qp
 
 
@@ -82,8 +84,9 @@ class Quantize(_OnGrid):
         # without NaN in x (+inf and -inf together) also takes the general path, which is exact.
         if qp is None or torch.isnan(x.sum()):
             return quantize(x, self.qp)  # the general case (and its errors)
-        q = torch.round(x * self.__dict__["_inverse_scale"]) + qp.zero_point  # float32: quantize's own steps
-        return torch.clamp(q, qp.qmin, qp.qmax).to(torch.int8)  # int8
+        q = x * self.__dict__["_inverse_scale"]  # float32: quantize's own steps, in place after the first
+        q.round_().add_(self.__dict__["_zero_point"]).clamp_(qp.qmin, qp.qmax)
+        return q.to(torch.int8)  # int8
 
 
 class Dequantize(_OnGrid):
@@ -91,10 +94,8 @@ class Dequantize(_OnGrid):
 
     def forward(self, q: torch.Tensor) -> torch.Tensor:
         qp = self._checked_grid() if isinstance(q, torch.Tensor) and q.dtype == torch.int8 and q.numel() else None
-        if qp is not None:
-            low, high = torch.aminmax(q)
-            if low >= qp.qmin and high <= qp.qmax:
-                return (q.to(torch.int32) - qp.zero_point).to(torch.float32) * qp.scale  # dequantize's steps
+        if qp is not None:  # a checked grid is [-128, 127] (_check_int8_grid): every int8 value lies on it
+            return (q.to(torch.int32) - self.__dict__["_zero_point"]).to(torch.float32) * qp.scale  # dequantize's steps
         return dequantize(q, self.qp)  # the general case (and its errors)
 
 
