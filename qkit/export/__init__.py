@@ -42,9 +42,11 @@ rewrites every int8 weight as uint8 when it loads the file, on x86: what the
 default does once, in the file).
 
 **Where ONNX Runtime and qkit differ: requantization.** Both compute the same
-int32 accumulator ``acc = Σ (q_x - z_x) q_w + bias_q``. qkit then multiplies by
-a fixed-point ``M = s_x s_w / s_y`` as TensorFlow Lite does; ONNX Runtime
-multiplies by M in float32 and rounds half to even. Both round the same real
+int32 accumulator ``acc = Σ (q_x - z_x) q_w + bias_q``. qkit then rounds
+``acc · M`` (``M = s_x s_w / s_y``) by TensorFlow Lite's reference rule for the op
+(a fixed-point multiplier for convolutions, float64 for fully connected layers:
+:data:`qkit.fixedpoint.ROUNDINGS`); ONNX Runtime multiplies by M in float32 and
+rounds half to even. Both round the same real
 number ``acc · M`` to a neighbouring integer, so a layer's outputs agree within 1
 level (tests check it on every kind of layer) and differ only where ``acc · M`` is
 near a half. Such 1-level differences change a zoo model's answer rarely (tests:

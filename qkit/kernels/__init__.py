@@ -1,8 +1,9 @@
 """Integer-only int8 kernels: ``ref`` (the specification) and ``fast`` (bit for bit equal).
 
 Equation: ``x ≈ scale * (q - zero_point)``; ``acc = Σ_k (q_x - z_x) q_w + bias_q``
-in int32, then ``q_y = clamp(multiply_by_quantized_multiplier(acc, M) + z_y)``
-with ``M = s_x s_w / s_y`` (derived in :mod:`qkit.kernels.ref`).
+in int32, then ``q_y = clamp(multiply_by_quantized_multiplier(acc, M, rounding=...) + z_y)``
+with ``M = s_x s_w / s_y`` (derived in :mod:`qkit.kernels.ref`); ``rounding`` defaults to
+TensorFlow Lite's reference rule for the op ("float64" for linear, "double" for conv2d).
 
 Backends:
 

@@ -2,7 +2,8 @@
 
 Equation of every int8 tensor: ``x ≈ scale * (q - zero_point)``; the arithmetic
 is :mod:`qkit.kernels` (``acc = Σ (q_x - z_x) q_w + bias_q`` in int32, then a
-fixed-point requantization onto the output grid).
+requantization onto the output grid by TensorFlow Lite's reference rule for the
+op: float64 ``round(acc · M)`` for QuantLinear, the fixed-point pair for QuantConv2d).
 """
 
 from __future__ import annotations
