@@ -12,7 +12,7 @@ import qkit.ptq
 from qkit import choose_qparams, dequantize, quantize
 from qkit.fixedpoint import multiply_by_quantized_multiplier as mbqm
 from qkit.fixedpoint import quantize_multiplier
-from qkit.kernels import conv_engine
+from qkit.kernels import compiled, conv_engine
 from qkit.kernels.compiled import Compiled
 from qkit.nn import Dequantize, QuantConv2d, QuantLinear, Quantize, clamp_grid
 from qkit.ptq import modules
@@ -47,7 +47,7 @@ def test_compiled_add_equals_tflites_formulas(activation, channels_last):
         q_a, q_b = int8(i, (3, 5, 4, 4), channels_last), int8(i + 9, (3, 5, 4, 4), channels_last)
         got = modules.QuantAdd(a_qp, b_qp, y_qp, activation)(q_a, q_b)
         assert torch.equal(got, tflite_add(q_a, q_b, a_qp, b_qp, y_qp, activation)), (ga, gb, gy)
-    assert modules.ADD.fn is not None and not modules.ADD.failed  # the compiled kernel ran
+    assert modules.ADD.ran and not modules.ADD.failed  # the compiled kernel ran
 
 
 def test_rescale_and_pool_equal_the_fixed_point_formulas():
@@ -78,7 +78,7 @@ def test_compiled_falls_back_to_eager_once_with_one_warning():
     def broken(x):
         raise RuntimeError("no compiler here")
 
-    c = Compiled(broken, "test kernel")
+    c = Compiled(broken, "test kernel", direct=False)
     c.fn = lambda *args: broken(*args)  # "compiled" and failing
     c.eager = lambda x: x + 1
     with pytest.warns(UserWarning, match="torch.compile of the test kernel failed"):
@@ -165,7 +165,7 @@ def test_wrong_vectorised_code_is_replaced_by_scalar_code_silently(monkeypatch):
         return lambda x: fn(x) + 1  # vectorised code, cached or not, that gives other bits
 
     monkeypatch.setattr(torch, "compile", compile_wrong_unless_scalar)
-    c = Compiled(lambda x: x * 3 - 1, "test kernel")
+    c = Compiled(lambda x: x * 3 - 1, "test kernel", direct=False)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a path found wrong is said in .mode, never warned
         assert torch.equal(c(torch.arange(40)), torch.arange(40) * 3 - 1)
@@ -182,17 +182,37 @@ def test_a_wrong_cached_kernel_is_compiled_afresh(monkeypatch):
         return lambda x: fn(x) + 1  # a cached kernel that gives other bits
 
     monkeypatch.setattr(torch, "compile", compile_wrong_if_cached)
-    c = Compiled(lambda x: x * 5, "test kernel")
+    c = Compiled(lambda x: x * 5, "test kernel", direct=False)
     assert torch.equal(c(torch.arange(40)), torch.arange(40) * 5)
     assert c.mode == "vectorized, uncached"
 
 
 def test_compiled_code_wrong_even_without_vectorisation_gives_way_to_eager(monkeypatch):
     monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: (lambda x: fn(x) + 1))
-    c = Compiled(lambda x: x * 3, "test kernel")
+    c = Compiled(lambda x: x * 3, "test kernel", direct=False)
     with pytest.warns(UserWarning, match="other bits than the eager code"):
         assert torch.equal(c(torch.arange(5)), torch.arange(5) * 3)
     assert c.mode == "eager"
+
+
+def test_direct_kernel_serves_every_size_and_gives_the_eager_bits():
+    c = Compiled(lambda x, m: (x * m + 3) >> 2, "test kernel")
+    m = torch.tensor([5, -7, 11])
+    for rows in (6, 40, 3, 129):  # one symbolic trace, whatever the number of rows
+        x = torch.randint(-1000, 1000, (rows, 3))
+        assert torch.equal(c(x, m), (x * m + 3) >> 2)
+    assert len(c.direct) == 1 and c.fn is None and c.mode == "direct"
+
+
+def test_a_wrong_direct_kernel_gives_way_to_torch_compile(monkeypatch):
+    def compile_fx_wrong(gm, fakes):
+        return lambda *args: [gm(*args) + 1]  # inductor's kernel, giving other bits
+
+    monkeypatch.setattr(compiled, "compile_fx", compile_fx_wrong)
+    c = Compiled(lambda x: x * 7, "test kernel")
+    assert torch.equal(c(torch.arange(30)), torch.arange(30) * 7)
+    assert not c.direct and c.fn is not None and c.mode == "vectorized"
+    assert torch.equal(c(torch.arange(9)), torch.arange(9) * 7)
 
 
 AVX2_SCRIPT = """

@@ -15,7 +15,7 @@ from hypothesis_profiles import examples
 
 from qkit import QParams, choose_qparams, dequantize, quantize
 from qkit.fixedpoint import multiply_by_quantized_multiplier, quantize_multipliers
-from qkit.kernels import BACKENDS, fast, int8_conv2d, int8_linear
+from qkit.kernels import BACKENDS, compiled, fast, int8_conv2d, int8_linear
 
 pytestmark = pytest.mark.lesson03
 
@@ -78,7 +78,7 @@ def test_fast_really_runs_the_compiled_epilogue():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a failed compilation would warn
         out = int8_linear(q_x, x_qp, q_w, w_qp, bias, y_qp)
-    assert fast._Compiled.fn is not None and not fast._Compiled.failed
+    assert fast._Compiled.ran and not fast._Compiled.failed
     assert torch.equal(out, int8_linear(q_x, x_qp, q_w, w_qp, bias, y_qp, backend="ref"))
 
 
@@ -91,6 +91,7 @@ def test_compiled_epilogue_is_traced_once_for_all_sizes(monkeypatch):
     monkeypatch.setattr(fast, "epilogue", fresh)
     monkeypatch.setattr(fast._Compiled, "fn", None)
     monkeypatch.setattr(fast._Compiled, "seen", set())
+    monkeypatch.setattr(fast._Compiled, "direct_failed", True)  # the torch.compile path, traced by dynamo
 
     def call(n, m):
         q_x, x_qp, q_w, w_qp, bias, y_qp, _ = linear_case(n * m, n, 12, m, 5, True, True, 1.0)
@@ -153,10 +154,16 @@ def test_fast_falls_back_to_eager_once_when_compile_fails(monkeypatch):
             raise RuntimeError("no C++ compiler here")
         return run
 
+    def broken_inductor(*args, **kwargs):
+        raise RuntimeError("no C++ compiler here")
+
     monkeypatch.setattr(torch, "compile", broken_compile)
+    monkeypatch.setattr(compiled, "compile_fx", broken_inductor)  # the direct path fails first
     monkeypatch.setattr(fast._Compiled, "fn", None)
     monkeypatch.setattr(fast._Compiled, "failed", False)
     monkeypatch.setattr(fast._Compiled, "seen", set())
+    monkeypatch.setattr(fast._Compiled, "direct", {})
+    monkeypatch.setattr(fast._Compiled, "direct_failed", False)
     q_x, x_qp, q_w, w_qp, bias, y_qp, _ = linear_case(4, 9, 30, 5, -7, True, True, 1.0)
     want = int8_linear(q_x, x_qp, q_w, w_qp, bias, y_qp, backend="ref")
     with pytest.warns(UserWarning, match="torch.compile .* failed"):

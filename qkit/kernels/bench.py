@@ -246,6 +246,8 @@ def path_report() -> str:
     elif mode == "scalar":
         epilogue = ("fused by torch.compile into one pass, without vectorisation (the vectorised code "
                     "gave other bits than eager here)")
+    elif mode == "direct":
+        epilogue = "fused by inductor into one pass, called without torch.compile's guards (compiled)"
     elif mode == "vectorized, uncached":
         epilogue = ("fused by torch.compile into one pass, compiled afresh (the kernel in inductor's "
                     "on-disk cache gave other bits than eager here)")
