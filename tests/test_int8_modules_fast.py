@@ -195,7 +195,8 @@ def test_compiled_code_wrong_even_without_vectorisation_gives_way_to_eager(monke
     assert c.mode == "eager"
 
 
-def test_direct_kernel_serves_every_size_and_gives_the_eager_bits():
+def test_direct_kernel_serves_every_size_and_gives_the_eager_bits(monkeypatch):
+    monkeypatch.setattr(compiled, "direct_trusted", lambda: True)  # the mechanism, on any CPU
     c = Compiled(lambda x, m: (x * m + 3) >> 2, "test kernel")
     m = torch.tensor([5, -7, 11])
     for rows in (6, 40, 3, 129):  # one symbolic trace, whatever the number of rows
@@ -209,10 +210,21 @@ def test_a_wrong_direct_kernel_gives_way_to_torch_compile(monkeypatch):
         return lambda *args: [gm(*args) + 1]  # inductor's kernel, giving other bits
 
     monkeypatch.setattr(compiled, "compile_fx", compile_fx_wrong)
+    monkeypatch.setattr(compiled, "direct_trusted", lambda: True)
     c = Compiled(lambda x: x * 7, "test kernel")
     assert torch.equal(c(torch.arange(30)), torch.arange(30) * 7)
     assert not c.direct and c.fn is not None and c.mode == "vectorized"
     assert torch.equal(c(torch.arange(9)), torch.arange(9) * 7)
+
+
+def test_direct_kernels_only_where_torch_runs_avx512(monkeypatch):
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    assert not compiled.direct_trusted()
+    c = Compiled(lambda x: x * 2 + 1, "test kernel")
+    assert torch.equal(c(torch.arange(20)), torch.arange(20) * 2 + 1)
+    assert not c.use_direct and not c.direct and c.fn is not None  # the torch.compile chain served it
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    assert compiled.direct_trusted()
 
 
 AVX2_SCRIPT = """

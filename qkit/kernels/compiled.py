@@ -20,7 +20,11 @@ signatures above already say which trace fits, so for each one :class:`Compiled`
 first tries inductor directly: the function traced with symbolic sizes
 (``make_fx``) and compiled by ``compile_fx``, called without dynamo (about 15 µs
 less per call). It is checked against eager like the rest; if building it fails or
-its bits differ, that signature takes the ``torch.compile`` path above.
+its bits differ, that signature takes the ``torch.compile`` path above. Only where torch
+runs its AVX-512 code: under ``ATEN_CPU_CAPABILITY=avx2`` a direct kernel once passed
+its first-call check and then gave wrong bits on other inputs (the AVX2 codegen bug
+above depends on the values), so on other CPUs every signature takes the
+``torch.compile`` chain, as before.
 :attr:`Compiled.mode` says which is running: ``"vectorized"``, ``"vectorized, uncached"``,
 ``"scalar"`` or ``"eager"``.
 
@@ -72,12 +76,18 @@ def _no_autograd_cache(active: bool = True):
     return functorch_config.patch(enable_autograd_cache=False)
 
 
+def direct_trusted() -> bool:
+    """Whether inductor's kernels may be called directly here: torch runs its AVX-512 code."""
+    capability = getattr(getattr(torch.backends, "cpu", None), "get_cpu_capability", lambda: "")()
+    return str(capability).startswith("AVX512")
+
+
 class Compiled:
     """``fn`` compiled once, called as :meth:`__call__`; :meth:`eager` runs it uncompiled."""
 
     def __init__(self, fn, what: str, *, direct: bool = True) -> None:
         self.eager, self.what = fn, what
-        self.use_direct = direct  # try inductor without dynamo first (False: torch.compile only)
+        self.use_direct = direct and direct_trusted()  # inductor without dynamo first (else torch.compile only)
         self.fn = None  # torch.compile(fn), made on first use
         self.failed = False  # compilation failed or gave wrong bits: eager from then on
         self.retries = 0  # wrong bits seen: 1 = compiled again without the on-disk cache, 2 = also scalar
