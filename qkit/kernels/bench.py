@@ -226,7 +226,7 @@ def path_report() -> str:
     matmul :mod:`qkit.kernels.engine` chose, and how the epilogue runs.
     """
     flags, int8_units = engine.cpu_flags(), engine.cpu_int8_units()
-    capability = getattr(getattr(torch.backends, "cpu", None), "get_cpu_capability", lambda: "unknown")()
+    capability = engine.cpu_capability()
     if int8_units and not str(capability).startswith(("AVX512", "unknown")) and "vnni" in " ".join(int8_units):
         why = (f"listed, but torch's CPU capability is {capability} (limited by ATEN_CPU_CAPABILITY?): "
                "torch's int8 kernels do not use them here")

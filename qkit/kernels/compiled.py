@@ -45,6 +45,8 @@ from torch._inductor import config as inductor_config
 from torch._inductor.compile_fx import compile_fx
 from torch.fx.experimental.proxy_tensor import make_fx
 
+from qkit.kernels.engine import cpu_capability
+
 
 def _equal(a, b) -> bool:
     if isinstance(a, tuple):
@@ -78,8 +80,7 @@ def _no_autograd_cache(active: bool = True):
 
 def direct_trusted() -> bool:
     """Whether inductor's kernels may be called directly here: torch runs its AVX-512 code."""
-    capability = getattr(getattr(torch.backends, "cpu", None), "get_cpu_capability", lambda: "")()
-    return str(capability).startswith("AVX512")
+    return cpu_capability().startswith("AVX512")
 
 
 class Compiled:

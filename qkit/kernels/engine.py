@@ -95,6 +95,12 @@ class EngineInfo:
         return "\n".join(lines)
 
 
+def cpu_capability() -> str:
+    """torch's CPU capability (``"AVX512"``, ``"AVX2"``, ``"DEFAULT"``, ...), or ``"unknown"``."""
+    get = getattr(getattr(torch.backends, "cpu", None), "get_cpu_capability", None)
+    return str(get()) if get is not None else "unknown"
+
+
 def cpu_flags() -> set[str] | None:
     """The CPU's feature flags as /proc/cpuinfo lists them (x86 "flags", ARM "Features"); None if unreadable.
 
@@ -199,7 +205,7 @@ def _probe(names, timed: bool) -> list:
 def _choose() -> EngineInfo:
     start = time.perf_counter()
     forced = os.environ.get(ENV, "").strip()
-    common = dict(capability=torch.backends.cpu.get_cpu_capability(), int8_units=cpu_int8_units())
+    common = dict(capability=cpu_capability(), int8_units=cpu_int8_units())
     if forced:
         if forced not in PATHS:
             raise ValueError(f"{ENV} must be one of {PATHS} (or unset); got {forced!r}")

@@ -65,7 +65,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from qkit.fixedpoint import check_rounding
+from qkit.fixedpoint import check_rounding, round_half_away
 from qkit.kernels import conv, conv_engine, engine, ref
 from qkit.kernels.compiled import Compiled
 from qkit.qparams import QParams
@@ -242,9 +242,7 @@ def epilogue(acc, offset, multiplier, total_shift, round_up, round_down, out):
     """
     if multiplier.is_floating_point():  # rounding="float64": C's round(double(acc) * M), as fixedpoint
         v = (acc + offset).to(torch.float64) * multiplier  # (R, M) float64, one IEEE product
-        t = torch.trunc(v)  # (R, M) float64; v - t is exact, so the tie test is exact
-        r = t + torch.where((v - t).abs() >= 0.5, torch.sign(v), torch.zeros_like(v))  # ties away from 0
-        r = torch.clamp(r, out[1], out[2]).to(torch.int32)  # (R, M) int32, clamped before the cast
+        r = torch.clamp(round_half_away(v), out[1], out[2]).to(torch.int32)  # (R, M) int32, clamped before the cast
         return (r + out[0]).to(torch.int8)  # (R, M) int8
     r = rounding_multiply(acc + offset, multiplier, total_shift, round_up, round_down)  # (R, M) int64; exact
     r = torch.clamp(r.to(torch.int32), out[1], out[2])  # (R, M) int32, shifted grid bounds
