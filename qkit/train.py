@@ -38,6 +38,7 @@ def fit(
     progress: bool = True,
     schedule: str = "constant",
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    penalty: Callable[[], torch.Tensor] | None = None,
 ) -> list[float]:
     """Train ``model`` on ``(X, y)`` with Adam and cross-entropy.
 
@@ -56,6 +57,8 @@ def fit(
         augment: optional ``augment(X_batch, generator) -> X_batch`` applied to
             each training batch; it draws from fit's seeded generator (see
             :func:`shift_pixels`), so augmented runs stay deterministic.
+        penalty: optional zero-argument callable whose value is added to every
+            step's loss (e.g. PACT's ``λ·Σα²``, :meth:`qkit.qat.QATModel.penalty`).
 
     Returns:
         The mean training loss of each epoch.
@@ -81,6 +84,8 @@ def fit(
             idx = order[i : i + batch_size]
             xb = X[idx] if augment is None else augment(X[idx], gen)
             loss = nn.functional.cross_entropy(model(xb), y[idx])
+            if penalty is not None:
+                loss = loss + penalty()
             opt.zero_grad()
             loss.backward()
             opt.step()

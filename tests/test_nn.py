@@ -74,8 +74,12 @@ def test_bad_arguments_are_named():
     qp = choose_qparams(-1.0, 1.0)
     with pytest.raises(TypeError, match="nn.Linear"):
         QuantLinear.from_float(nn.Conv2d(1, 1, 1), qp, qp)
-    with pytest.raises(ValueError, match="per-tensor int8 grid"):
-        QuantLinear.from_float(layer, choose_qparams(-1.0, 1.0, bits=4), qp)
+    with pytest.raises(ValueError, match="levels fit int8"):  # uint8 levels do not
+        QuantLinear.from_float(layer, choose_qparams(0.0, 1.0, signed=False), qp)
+    with pytest.raises(ValueError, match="per-tensor grid"):
+        QuantLinear.from_float(layer, qp, choose_qparams(torch.tensor([-1.0, -2.0]), torch.tensor([1.0, 2.0]), axis=0))
+    four = choose_qparams(-1.0, 1.0, bits=4)  # a sub-range of int8 (QAT's low-bit activations): accepted
+    assert QuantLinear.from_float(layer, four, four)(torch.tensor([[-8, 7, 0, 1]], dtype=torch.int8)).abs().max() <= 8
     with pytest.raises(ValueError, match="numeric zero padding"):
         QuantConv2d.from_float(nn.Conv2d(1, 1, 3, padding="same"), qp, qp)
     assert dequantize(Quantize(qp)(torch.zeros(3)), qp).abs().max() == 0

@@ -13,6 +13,7 @@ from qkit.nn import (DynamicQuantConv2d, DynamicQuantLinear, Float16Conv2d, Floa
                      QuantLinear, Quantize, clamp_grid)
 from qkit.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
 from qkit.ptq.modules import QuantAdd, QuantCat, QuantGlobalAvgPool, QuantReLU, multiply, rescale
+from qkit.graph import fold_batchnorm
 from qkit.train import evaluate
 
 pytestmark = pytest.mark.lesson04
@@ -380,3 +381,54 @@ def test_a_layer_called_twice_gets_one_integer_layer_per_call():
     x = torch.randn(16, 6)
     with torch.no_grad():
         assert (q(x) - model(x)).abs().max() < 0.05 * model(x).abs().max()
+
+
+def test_skip_keeps_named_layers_in_float(zoo, calibration, digits_test):
+    model = zoo["resnet"]
+    names = ptq.layer_names(fold_batchnorm(model))
+    q = ptq.convert(model, "int8", calibration, skip=(names[0], names[-1]))
+    rows = {r.node: r.runs for r in q.ptq_report}
+    assert rows[names[0]] == rows[names[-1]] == "float (skip)"
+    assert all(rows[n] == "int8" for n in names[1:-1])
+    kept = dict(q.named_modules())
+    assert isinstance(kept[names[0]], nn.Conv2d) and isinstance(kept[names[-1]], nn.Linear)  # float layers
+    full = ptq.convert(model, "int8", calibration)
+    X, y = digits_test
+    assert evaluate(q, X, y) >= evaluate(full, X, y) - 0.01
+    with pytest.raises(ValueError, match="its layers are"):
+        ptq.convert(model, "int8", calibration, skip=("stem",))
+    with pytest.raises(TypeError, match="tuple of layer names"):
+        ptq.convert(model, "int8", calibration, skip="fc")
+
+
+def test_a_loaded_state_clamps_relu6_on_its_own_grid(zoo, calibration, digits_test):
+    """A fused ReLU6 clamps at the level of 6.0, which depends on the grid a loaded state brings."""
+    a = ptq.convert(zoo["mobilenet_v2"], "int8", calibration)
+    b = ptq.convert(zoo["mobilenet_v2"], "int8", calibration * 0.5)
+    b.load_state_dict(a.state_dict())
+    X = digits_test[0]
+    assert torch.equal(a(X), b(X))
+
+
+def test_float64_rounding_of_pool_and_rescale_is_the_exact_mean_rounded_once():
+    """rounding="float64": round(acc·M) once, ties away; the fixed-point pair can round 0.375 up to 1."""
+    x_qp = choose_qparams(0.0, 4.0, bits=4)  # 4-bit levels held in int8
+    y_qp = choose_qparams(0.0, 2.9, bits=4)  # M = s_x / (4 s_y) = 0.3448: one bit of shift
+    q = torch.randint(x_qp.qmin, x_qp.qmax + 1, (64, 3, 2, 2), generator=torch.Generator().manual_seed(0),
+                      dtype=torch.int8)
+    out = QuantGlobalAvgPool(x_qp, y_qp, rounding="float64")(q)
+    from fractions import Fraction  # the exact mean, in plain rationals
+    s_x, s_y = Fraction(float(x_qp.scale)), Fraction(float(y_qp.scale))
+    for (n, c), got in zip([(n, c) for n in range(64) for c in range(3)], out.reshape(-1).tolist()):
+        acc = sum(int(v) - int(x_qp.zero_point) for v in q[n, c].reshape(-1).tolist())
+        v = acc * s_x / (4 * s_y)
+        r = int(v) + (1 if v - int(v) >= Fraction(1, 2) else 0)  # v >= 0 here: ties away = up
+        assert got == max(y_qp.qmin, min(y_qp.qmax, r + int(y_qp.zero_point)))
+    pair = QuantGlobalAvgPool(x_qp, y_qp)(q)
+    assert not torch.equal(pair, out)  # the two roundings differ on such small sums
+    r = rescale(q, x_qp, y_qp, rounding="float64")
+    ref_ = torch.clamp(torch.round((q.double() - int(x_qp.zero_point)) * float(x_qp.scale) / float(y_qp.scale)
+                                   + 1e-9) + int(y_qp.zero_point), y_qp.qmin, y_qp.qmax)  # no exact ties here
+    assert torch.equal(r.double(), ref_)
+    with pytest.raises(ValueError, match="rounding"):
+        QuantCat([x_qp], y_qp, rounding="single")

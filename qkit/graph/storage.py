@@ -48,7 +48,7 @@ def share_storage(root: nn.Module) -> nn.Module:
     for module in root.modules():
         if isinstance(module, PACKED_LAYERS):
             for name, t in module._buffers.items():
-                if t is not None:
+                if t is not None and name not in module._non_persistent_buffers_set:  # only what is saved
                     groups.setdefault(t.dtype, {}).setdefault(id(t), t)
                     slots.append((module, name, t))
     views = {}

@@ -38,9 +38,12 @@ def clamp_grid(qp: QParams, activation: str | None) -> QParams:
 
 
 def _check_int8_grid(name: str, qp: QParams) -> QParams:
+    """A per-tensor grid whose levels fit int8: [-128, 127] itself, or a sub-range of it (an activation
+    grid of fewer bits, e.g. 4-bit [-8, 7], or unsigned 4-bit [0, 15] held as [-8, 7] with z = -8)."""
     check_qparams(qp)
-    if qp.axis is not None or (qp.qmin, qp.qmax) != (-128, 127):
-        raise ValueError(f"{name} must be a per-tensor int8 grid (qmin -128, qmax 127); got {qp}")
+    if qp.axis is not None or qp.qmin < -128 or qp.qmax > 127:
+        raise ValueError(f"{name} must be a per-tensor grid whose levels fit int8 (-128 <= qmin < qmax <= 127); "
+                         f"got {qp}")
     return qp
 
 
@@ -104,7 +107,8 @@ class _QuantLayer(nn.Module):
     """Shared parts: int8 weight + grids as state, int8 -> int8 forward through qkit.kernels."""
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, x_qp: QParams, y_qp: QParams,
-                 *, per_channel: bool, relu: bool, backend: str, rounding: str) -> None:
+                 *, per_channel: bool, relu: bool, backend: str, rounding: str,
+                 w_qp: QParams | None = None) -> None:
         super().__init__()
         check_bool("per_channel", per_channel)
         self.rounding = check_rounding(rounding)
@@ -113,8 +117,18 @@ class _QuantLayer(nn.Module):
             raise ValueError(f"backend must be one of {kernels.BACKENDS}; got {backend!r}")
         self.x_qp = _check_int8_grid("x_qp", x_qp)
         self.y_qp = clamp_grid(_check_int8_grid("y_qp", y_qp), "relu" if relu else None)
-        self.w_qp = weight_qparams(weight, 8, per_channel=per_channel)  # per output channel: axis 0
-        self.register_buffer("q_w", quantize(weight.detach(), self.w_qp).contiguous())  # int8
+        if w_qp is None:
+            w_qp = weight_qparams(weight, 8, per_channel=per_channel)  # per output channel: axis 0
+        else:  # a grid chosen elsewhere (QAT learned it): symmetric, int8 levels, per channel or per tensor
+            check_qparams(w_qp)
+            if w_qp.axis not in (None, 0) or w_qp.qmin < -128 or w_qp.qmax > 127 or bool((w_qp.zero_point != 0).any()):
+                raise ValueError(f"w_qp must be a symmetric grid (zero_point 0) with int8 levels, per tensor or "
+                                 f"along axis 0; got {w_qp}")
+            if (w_qp.axis is not None) != per_channel:
+                raise ValueError(f"w_qp is {'per channel' if w_qp.axis is not None else 'per tensor'} but "
+                                 f"per_channel={per_channel}")
+        self.w_qp = w_qp
+        self.register_buffer("q_w", quantize(weight.detach(), self.w_qp).to(torch.int8).contiguous())  # int8
         self.register_buffer("bias", None if bias is None else bias.detach().float().clone())
         self.backend = backend
 
@@ -169,17 +183,18 @@ class QuantLinear(_QuantLayer):
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, x_qp: QParams, y_qp: QParams, *,
                  per_channel: bool = True, relu: bool = False, backend: str = "fast",
-                 rounding: str = "float64") -> None:
+                 rounding: str = "float64", w_qp: QParams | None = None) -> None:
         super().__init__(check_weight(weight, 2, "(out, in)"), bias, x_qp, y_qp, per_channel=per_channel,
-                         relu=relu, backend=backend, rounding=rounding)
+                         relu=relu, backend=backend, rounding=rounding, w_qp=w_qp)
 
     @classmethod
     def from_float(cls, linear: nn.Linear, x_qp: QParams, y_qp: QParams, *, per_channel: bool = True,
-                   relu: bool = False, backend: str = "fast", rounding: str = "float64") -> QuantLinear:
+                   relu: bool = False, backend: str = "fast", rounding: str = "float64",
+                   w_qp: QParams | None = None) -> QuantLinear:
         if not isinstance(linear, nn.Linear):
             raise TypeError(f"expected an nn.Linear; got {type(linear).__name__}")
         return cls(linear.weight, linear.bias, x_qp, y_qp, per_channel=per_channel, relu=relu,
-                   backend=backend, rounding=rounding)
+                   backend=backend, rounding=rounding, w_qp=w_qp)
 
     def forward(self, q_x: torch.Tensor) -> torch.Tensor:
         if self.backend == "ref":
@@ -206,20 +221,21 @@ class QuantConv2d(_QuantLayer):
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, x_qp: QParams, y_qp: QParams, *,
                  stride=1, padding=0, dilation=1, groups=1, per_channel: bool = True, relu: bool = False,
-                 backend: str = "fast", rounding: str = "double") -> None:
+                 backend: str = "fast", rounding: str = "double", w_qp: QParams | None = None) -> None:
         geometry = conv_geometry(check_weight(weight, 4, "(C_out, C_in/groups, kH, kW)"), stride, padding,
                                  dilation, groups)
         super().__init__(weight, bias, x_qp, y_qp, per_channel=per_channel, relu=relu, backend=backend,
-                         rounding=rounding)
+                         rounding=rounding, w_qp=w_qp)
         self.geometry = geometry
 
     @classmethod
     def from_float(cls, conv: nn.Conv2d, x_qp: QParams, y_qp: QParams, *, per_channel: bool = True,
-                   relu: bool = False, backend: str = "fast", rounding: str = "double") -> QuantConv2d:
+                   relu: bool = False, backend: str = "fast", rounding: str = "double",
+                   w_qp: QParams | None = None) -> QuantConv2d:
         if not isinstance(conv, nn.Conv2d):
             raise TypeError(f"expected an nn.Conv2d; got {type(conv).__name__}")
         return cls(conv.weight, conv.bias, x_qp, y_qp, **geometry_of(conv), per_channel=per_channel, relu=relu,
-                   backend=backend, rounding=rounding)
+                   backend=backend, rounding=rounding, w_qp=w_qp)
 
     def forward(self, q_x: torch.Tensor) -> torch.Tensor:
         """int8 ``(N, C_in, H, W)`` -> int8 ``(N, C_out, H', W')``; on the fast backends the result is

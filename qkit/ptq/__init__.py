@@ -44,7 +44,7 @@ from qkit.ptq.convert import ReportRow, convert_int8
 from qkit.ptq.swap import swap_layers
 
 MODES = ("fp16", "dynamic", "int8")
-OPTIONS = {"observer": "minmax", "per_channel": True, "backend": "fast", "bits": 8}
+OPTIONS = {"observer": "minmax", "per_channel": True, "backend": "fast", "bits": 8, "skip": ()}
 
 
 def convert(model: nn.Module, mode: str, calibration=None, **options) -> nn.Module:
@@ -63,7 +63,11 @@ def convert(model: nn.Module, mode: str, calibration=None, **options) -> nn.Modu
                 one per layer; ``"dynamic"`` and ``"int8"``.
             backend: integer kernels of ``"int8"``: ``"fast"`` (default),
                 ``"eager"`` or ``"ref"`` (same bits; ref is slow on big layers).
-            bits: 8 only, for now.
+            bits: 8 only (lower bit-widths: :mod:`qkit.qat`, :mod:`qkit.simulate`).
+            skip: ``"int8"`` only: names of conv/linear layers to keep in float (partial
+                quantization, lesson 07): they run as float islands, their input dequantized
+                and their output quantized again where an integer op reads it. Names are
+                those of the BN-folded graph (:func:`layer_names`), e.g. ``"stem.conv"``.
 
     Returns:
         The converted model, with ``ptq_report``: one :class:`ReportRow`
@@ -97,8 +101,34 @@ def convert(model: nn.Module, mode: str, calibration=None, **options) -> nn.Modu
     x = check_calibration(calibration)
     make = observer_factory(opts["observer"])
     gm = fold_batchnorm(model)  # step 1 (a deep copy, eval mode)
+    skip = check_skip(gm, opts["skip"])
     cal = record_ranges(gm, x, make)  # step 2
-    return convert_int8(gm, cal, per_channel=opts["per_channel"], backend=opts["backend"]).eval()  # step 3
+    return convert_int8(gm, cal, per_channel=opts["per_channel"], backend=opts["backend"],
+                        skip=skip).eval()  # step 3
+
+
+def layer_names(gm: nn.Module) -> list[str]:
+    """The conv/linear layers of a (BN-folded) model, in definition order: the names ``skip`` takes.
+
+    Example:
+        >>> from torch import nn
+        >>> layer_names(fold_batchnorm(nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(),
+        ...                                          nn.Linear(2, 3))))
+        ['0', '3']
+    """
+    return [name for name, m in gm.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+def check_skip(gm: nn.Module, skip) -> tuple[str, ...]:
+    """``skip`` as a tuple of layer names of ``gm``, or a clear error (a string, an unknown name)."""
+    if isinstance(skip, str) or not isinstance(skip, (tuple, list, set, frozenset)):
+        raise TypeError(f"skip must be a tuple of layer names (e.g. ('stem.conv',)); got {skip!r}")
+    names = layer_names(gm)
+    unknown = [s for s in skip if s not in names]
+    if unknown:
+        raise ValueError(f"skip names no conv/linear layer of the BN-folded model: {unknown}; its layers are "
+                         f"{names}")
+    return tuple(skip)
 
 
 def format_report(report) -> str:
@@ -110,4 +140,4 @@ def format_report(report) -> str:
     return "\n".join(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]}".rstrip() for r in rows)
 
 
-__all__ = ["MODES", "ReportRow", "convert", "format_report", "record_ranges"]
+__all__ = ["MODES", "ReportRow", "check_skip", "convert", "format_report", "layer_names", "record_ranges"]

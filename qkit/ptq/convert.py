@@ -17,6 +17,7 @@ and/or a float one, made on demand:
 * **float islands**: any other op without weights runs on dequantized inputs,
   in float32, and its result is quantized again on its own calibrated grid
   when an integer op reads it;
+* layers named in ``skip`` (partial quantization) run as float islands too;
 * any other module with weights or buffers (LayerNorm, Conv1d, an unfolded
   BatchNorm1d, …) raises a ``ValueError`` naming the layer and its type: it
   would silently stay float otherwise.
@@ -82,8 +83,12 @@ def _op_name(node: fx.Node, modules: dict) -> str:
 class _Builder:
     """Walks the folded float graph once, writing the integer graph (see the module docstring)."""
 
-    def __init__(self, gm: fx.GraphModule, cal: Calibration, *, per_channel: bool, backend: str) -> None:
+    def __init__(self, gm: fx.GraphModule, cal: Calibration, *, per_channel: bool, backend: str,
+                 skip: frozenset = frozenset(), weight_grids: dict | None = None,
+                 rounding: str | None = None) -> None:
         self.gm, self.cal, self.per_channel, self.backend = gm, cal, per_channel, backend
+        self.skip, self.weight_grids = skip, weight_grids or {}
+        self.rounding = {} if rounding is None else {"rounding": rounding}
         self.modules = dict(gm.named_modules())
         self.graph = fx.Graph()
         self.owned: dict = {}  # target -> module / tensor of the new GraphModule
@@ -195,6 +200,8 @@ class _Builder:
         x = n.args[0] if n.args else None
         floats = isinstance(x, fx.Node) and self.is_float(x) and self.is_float(n)
         if isinstance(mod, (nn.Conv2d, nn.Linear)):
+            if n.target in self.skip:  # partial quantization: this layer stays float
+                return self.island(n, mod, "float (skip)")
             return self.layer(n, mod)
         if floats and self.activation(n):
             q, qp = self.int8(x)
@@ -220,7 +227,7 @@ class _Builder:
                 n.kwargs.get("keepdim", n.args[2] if len(n.args) > 2 else False))
             y_qp = self.grid(n)
             self.q[n] = (self.call(self.name(n.target if mod else n.name),
-                                   QuantGlobalAvgPool(qp, y_qp, keepdim), q), y_qp)
+                                   QuantGlobalAvgPool(qp, y_qp, keepdim, **self.rounding), q), y_qp)
             return self.row(n, "int8")
         if key in ADD_CALLS and len(n.args) == 2 and not n.kwargs and all(self.is_float(a) for a in n.args) \
                 and self.is_float(n):
@@ -230,7 +237,7 @@ class _Builder:
             dim = n.args[1] if len(n.args) > 1 else n.kwargs.get("dim", 0)
             ins = [self.int8(a) for a in x]
             y_qp = self.grid(n)
-            self.q[n] = (self.call(self.name(n.name), QuantCat([qp for _, qp in ins], y_qp, dim),
+            self.q[n] = (self.call(self.name(n.name), QuantCat([qp for _, qp in ins], y_qp, dim, **self.rounding),
                                    *[q for q, _ in ins]), y_qp)
             return self.row(n, "int8")
         if key in SHAPE_CALLS or (key is getattr and n.args[1] in ("shape", "ndim")):
@@ -255,10 +262,11 @@ class _Builder:
         cls = QuantLinear if isinstance(mod, nn.Linear) else QuantConv2d
         try:
             qlayer = cls.from_float(mod, x_qp, y_qp, per_channel=self.per_channel, relu=act is not None,
-                                    backend=self.backend)
+                                    backend=self.backend, w_qp=self.weight_grids.get(n.target), **self.rounding)
         except ValueError as err:
             raise ValueError(f"layer {n.target!r} ({type(mod).__name__}): {err}") from None
         qlayer.y_qp = clamp_grid(qlayer.y_qp, act)
+        qlayer.clamp = (act, y_qp.qmin, y_qp.qmax)  # to clamp again when a state with other grids is loaded
         qlayer.register_buffer("w_scale", qlayer.w_qp.scale)  # float32: part of the artifact
         self.q[out] = (self.call(self.name(n.target), qlayer, q), y_qp)  # a reused layer: one per call
         if act_node is not None:
@@ -278,7 +286,7 @@ class _Builder:
             self.absorbed.add(act_node)
         self.report.append(ReportRow(n.name, "int8", "add" + {None: "", "relu": "+ReLU", "relu6": "+ReLU6"}[act]))
 
-    def island(self, n: fx.Node, mod) -> None:
+    def island(self, n: fx.Node, mod, runs: str = "float island") -> None:
         args, kwargs = fx.node.map_arg((n.args, n.kwargs), self.value)
         if mod is not None:
             self.owned[n.target] = mod
@@ -286,7 +294,7 @@ class _Builder:
         else:
             self.plain[n] = self.graph.create_node(n.op, n.target, args, kwargs, name=n.name)
         if self.is_float(n):
-            self.row(n, "float island")
+            self.row(n, runs)
 
     def row(self, n: fx.Node, runs: str) -> None:
         name = n.target if n.op == "call_module" else n.name
@@ -321,9 +329,27 @@ def _store_grids(gm: fx.GraphModule) -> None:
         for attr in GRID_ATTRS.get(type(module), ()):
             value = getattr(module, attr)
             setattr(module, attr, [view(qp) for qp in value] if isinstance(value, list) else view(value))
+    gm.register_load_state_dict_post_hook(_clamp_again)
 
 
-def convert_int8(gm: fx.GraphModule, cal: Calibration, *, per_channel: bool = True,
-                 backend: str = "fast") -> fx.GraphModule:
-    """The integer GraphModule of a BN-folded float GraphModule and its calibration (see module docstring)."""
-    return _Builder(gm, cal, per_channel=per_channel, backend=backend).run()
+def _clamp_again(gm: nn.Module, incompatible_keys) -> None:
+    """After ``load_state_dict``: a fused ReLU6 clamps at the level of 6.0, which moves with the loaded scale."""
+    for module in gm.modules():
+        if hasattr(module, "clamp"):
+            act, qmin, qmax = module.clamp
+            module.y_qp = clamp_grid(module.y_qp._replace(qmin=qmin, qmax=qmax), act)
+
+
+def convert_int8(gm: fx.GraphModule, cal: Calibration, *, per_channel: bool = True, backend: str = "fast",
+                 skip=(), weight_grids: dict | None = None, rounding: str | None = None) -> fx.GraphModule:
+    """The integer GraphModule of a BN-folded float GraphModule and its calibration (see module docstring).
+
+    ``skip``: names of conv/linear layers of ``gm`` left in float (float islands, their inputs
+    dequantized and their outputs quantized where an integer op reads them). ``weight_grids``:
+    ``{layer name: QParams}`` for weights whose grid was chosen elsewhere (QAT); the others take
+    :func:`qkit.weight_qparams` at 8 bits. ``rounding``: the requantization of every conv/linear
+    and of every concatenation and global pool: ``"float64"`` (one rounding) or None (each op's
+    TensorFlow Lite default).
+    """
+    return _Builder(gm, cal, per_channel=per_channel, backend=backend, skip=frozenset(skip),
+                    weight_grids=weight_grids, rounding=rounding).run()

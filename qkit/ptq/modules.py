@@ -17,6 +17,15 @@ scalar operations), so the modules stay right if the grids are reloaded.
 * Global average pooling sums ``q - z_x`` over the H×W window in int32 and
   requantizes with ``M = s_x / (H·W·s_y)``: the mean, rounded once.
 
+Rescaling (concatenation) and pooling take ``rounding``: ``"double"`` (default) is
+the fixed-point pair above; ``"float64"`` is one rounding of ``acc · M`` in float64,
+ties away from zero (:func:`qkit.fixedpoint.round_half_away`), as TensorFlow Lite's
+reference FULLY_CONNECTED does. The pair rounds twice, and on the small sums of
+low-bit grids its first rounding is coarse: a 2×2 pool of one level
+(``acc = 1``) with ``M = 0.375`` gives 1 (``round(0.75) = 1``, then ``1/2 → 1``),
+where the mean rounds to 0. :func:`qkit.qat.convert` uses ``"float64"`` so that the
+integer model computes what training simulated.
+
 Speed: done eagerly, the add is a dozen int64 passes over its tensors. When every shift
 is <= 0 (multipliers below 1, the usual case) add, rescale and pooling run as one pass
 compiled by ``torch.compile`` (:class:`qkit.kernels.compiled.Compiled`), with the same
@@ -30,7 +39,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from qkit.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
+from qkit.fixedpoint import check_rounding, multiply_by_quantized_multiplier, quantize_multiplier, round_half_away
 from qkit.kernels.compiled import Compiled
 from qkit.kernels.fast import rounding_constants, rounding_multiply
 from qkit.nn import clamp_grid
@@ -127,8 +136,31 @@ def _pool_constants(x_key, y_key, hw: int):
 _RESCALE_KEPT: dict = {}
 
 
-def rescale(q: torch.Tensor, x_qp: QParams, y_qp: QParams) -> torch.Tensor:
-    """int8 ``q`` on ``x_qp`` -> int8 on ``y_qp``: ``clamp(z_y + round((s_x/s_y)(q - z_x)))``, fixed point."""
+def multiply_real(acc: torch.Tensor, real: float) -> torch.Tensor:
+    """``round(acc · real)`` in float64, ties away from zero (int64 out): the one-rounding requantization.
+
+    Example:
+        >>> multiply_real(torch.tensor([1, 3, -3]), 0.375)          # 0.375, 1.125, -1.125
+        tensor([ 0,  1, -1])
+        >>> multiply(torch.tensor([1]), *quantize_multiplier(0.375))  # the fixed-point pair rounds twice
+        tensor([1])
+    """
+    return round_half_away(acc.to(torch.float64) * real).to(torch.int64)
+
+
+def _check_rounding(rounding: str) -> str:
+    if rounding not in ("double", "float64"):
+        check_rounding(rounding)  # its error names every rounding the kernels know
+        raise ValueError(f"rounding must be 'double' or 'float64' here; got {rounding!r}")
+    return rounding
+
+
+def rescale(q: torch.Tensor, x_qp: QParams, y_qp: QParams, rounding: str = "double") -> torch.Tensor:
+    """int8 ``q`` on ``x_qp`` -> int8 on ``y_qp``: ``clamp(z_y + round((s_x/s_y)(q - z_x)))``, fixed point
+    (``rounding="double"``) or one float64 rounding (``"float64"``)."""
+    if _check_rounding(rounding) == "float64":
+        r = multiply_real(q.to(torch.int32) - int(x_qp.zero_point), float(x_qp.scale) / float(y_qp.scale))
+        return torch.clamp(r + int(y_qp.zero_point), y_qp.qmin, y_qp.qmax).to(torch.int8)
     key = (_grid_key(x_qp), _grid_key(y_qp))
     kept = _RESCALE_KEPT.get(key)
     if kept is None:
@@ -202,14 +234,14 @@ class QuantAdd(nn.Module):
 class QuantCat(nn.Module):
     """``torch.cat`` of int8 tensors: each one rescaled onto the output grid ``y_qp`` first."""
 
-    def __init__(self, x_qps: list[QParams], y_qp: QParams, dim: int = 0) -> None:
+    def __init__(self, x_qps: list[QParams], y_qp: QParams, dim: int = 0, rounding: str = "double") -> None:
         super().__init__()
-        self.x_qps, self.y_qp, self.dim = list(x_qps), y_qp, dim
+        self.x_qps, self.y_qp, self.dim, self.rounding = list(x_qps), y_qp, dim, _check_rounding(rounding)
 
     def forward(self, *qs: torch.Tensor) -> torch.Tensor:
         same = [float(qp.scale) == float(self.y_qp.scale) and int(qp.zero_point) == int(self.y_qp.zero_point)
                 for qp in self.x_qps]
-        parts = [q if ok else rescale(q, qp, self.y_qp) for q, qp, ok in zip(qs, self.x_qps, same)]
+        parts = [q if ok else rescale(q, qp, self.y_qp, self.rounding) for q, qp, ok in zip(qs, self.x_qps, same)]
         return torch.cat(parts, dim=self.dim)  # int8 on y_qp
 
     def extra_repr(self) -> str:
@@ -219,12 +251,16 @@ class QuantCat(nn.Module):
 class QuantGlobalAvgPool(nn.Module):
     """Mean over H and W of an int8 ``(N, C, H, W)``: int32 sum of ``q - z_x``, times ``s_x/(H·W·s_y)``."""
 
-    def __init__(self, x_qp: QParams, y_qp: QParams, keepdim: bool = True) -> None:
+    def __init__(self, x_qp: QParams, y_qp: QParams, keepdim: bool = True, rounding: str = "double") -> None:
         super().__init__()
-        self.x_qp, self.y_qp, self.keepdim = x_qp, y_qp, keepdim
+        self.x_qp, self.y_qp, self.keepdim, self.rounding = x_qp, y_qp, keepdim, _check_rounding(rounding)
 
     def forward(self, q: torch.Tensor) -> torch.Tensor:
         n, c, h, w = q.shape
+        if self.rounding == "float64":
+            acc = (q.to(torch.int32) - int(self.x_qp.zero_point)).sum(dim=(2, 3), keepdim=self.keepdim)  # int32
+            y = multiply_real(acc, float(self.x_qp.scale) / (h * w * float(self.y_qp.scale)))  # int64
+            return torch.clamp(y + int(self.y_qp.zero_point), self.y_qp.qmin, self.y_qp.qmax).to(torch.int8)
         if q.numel() and h * w < (1 << 23):  # int32 sums: |.| <= 255 H W
             kept = self.__dict__.get("_kept")
             if kept is None:
@@ -239,4 +275,4 @@ class QuantGlobalAvgPool(nn.Module):
         return torch.clamp(y, self.y_qp.qmin, self.y_qp.qmax).to(torch.int8)
 
     def extra_repr(self) -> str:
-        return f"keepdim={self.keepdim}"
+        return f"keepdim={self.keepdim}, rounding={self.rounding!r}"

@@ -1,0 +1,100 @@
+"""Quantization-aware training (lessons 05–06): train through the rounding the integer model will do.
+
+Fake quantization ``x_hat = scale * (clamp(round(x / scale) + zero_point, qmin, qmax) - zero_point)``
+is inserted wherever the integer model of :func:`qkit.ptq.convert` requantizes,
+and on every conv/linear weight; gradients cross the rounding by the
+straight-through estimator (or LSQ's and PACT's own rules). After a short
+fine-tune, :func:`convert` builds the integer model on the grids training
+used, with weights below 8 bits bit-packed.
+
+>>> from qkit import data, models
+>>> from qkit.train import evaluate, fit
+>>> X, y = data.digits("train"); Xt, yt = data.digits("test")
+>>> qat_model = prepare(models.load("mlp"), w_bits=4, a_bits=8, calibration=X[:256])
+>>> _ = fit(qat_model, X, y, epochs=1, lr=1e-3, progress=False)
+>>> int_model = convert(qat_model)
+>>> evaluate(int_model, Xt, yt) > 0.9
+True
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from qkit._checks import check_bool, check_int
+from qkit.ptq import check_skip
+from qkit.ptq.calibrate import check_calibration
+from qkit.qat.convert import convert_qat
+from qkit.qat.functions import lsq_quantize, pact
+from qkit.qat.prepare import QATModel, build
+from qkit.qat.quantizers import METHODS
+from qkit.graph import fold_batchnorm
+from qkit.kernels import BACKENDS
+
+
+def _check_w_bits(w_bits, layers: list[str]):
+    if isinstance(w_bits, dict):
+        unknown = [k for k in w_bits if k not in layers]
+        if unknown:
+            raise ValueError(f"w_bits names no conv/linear layer of the BN-folded model: {unknown}; its layers "
+                             f"are {layers}")
+        return {k: check_int(f"w_bits[{k!r}]", v, low=1, high=8) for k, v in w_bits.items()}
+    return check_int("w_bits", w_bits, low=1, high=8)
+
+
+def prepare(model: nn.Module, *, w_bits=8, a_bits: int = 8, method: str = "minmax", per_channel: bool = True,
+            skip=(), calibration=None, ema_steps: int = 50, pact_decay: float = 1e-4) -> QATModel:
+    """A trainable copy of ``model`` that simulates its integer deployment; ``model`` is not touched.
+
+    Args:
+        model: a trained float model (traceable by ``torch.fx``, as for ``ptq.convert``).
+        w_bits: weight bits, 1..8 (1: binary, 2: ternary), or ``{layer name: bits}`` (the others 8):
+            mixed precision; names as in :func:`qkit.ptq.layer_names`.
+        a_bits: activation bits at every requantization point, 2..8.
+        method: ``"minmax"``, ``"lsq"`` or ``"pact"`` (:mod:`qkit.qat.quantizers`).
+        per_channel: one weight scale per output channel (default) or one per layer.
+        skip: layers kept in float (as in ``ptq.convert``).
+        calibration: a batch of training inputs that initialises the grids; needed by ``"lsq"``
+            and ``"pact"``; for ``"minmax"`` the first training batch does it if omitted.
+        ema_steps: ``"minmax"``: training batches over which activation ranges move, then freeze.
+        pact_decay: ``"pact"``: λ of the L2 penalty ``λ·Σα²`` (:meth:`QATModel.penalty`).
+
+    Returns:
+        A :class:`~qkit.qat.prepare.QATModel` in train mode, float in, float out.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+    if not isinstance(method, str) or method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
+    check_bool("per_channel", per_channel)
+    a_bits = check_int("a_bits", a_bits, low=2, high=8)
+    ema_steps = check_int("ema_steps", ema_steps, low=1)
+    if not isinstance(pact_decay, (int, float)) or isinstance(pact_decay, bool) or pact_decay < 0:
+        raise ValueError(f"pact_decay must be a number >= 0; got {pact_decay!r}")
+    from qkit.ptq import layer_names  # noqa: PLC0415 (one fold only to read the names)
+    layers = layer_names(fold_batchnorm(model))
+    w_bits = _check_w_bits(w_bits, layers)
+    skip = check_skip(fold_batchnorm(model), skip)
+    if calibration is None and method != "minmax":
+        raise ValueError(f"method={method!r} learns its grids from an initial value: pass calibration=X, a batch "
+                         "of training inputs (e.g. 256 images)")
+    x = None if calibration is None else check_calibration(calibration)
+    config = {"w_bits": w_bits, "a_bits": a_bits, "method": method, "per_channel": per_channel, "skip": skip,
+              "ema_steps": ema_steps, "pact_decay": float(pact_decay)}
+    return build(model, config, x)
+
+
+def convert(qat_model: QATModel, *, backend: str = "fast") -> nn.Module:
+    """The integer-only model (float in/out, same family as ``ptq.convert(..., "int8")``) on the learned grids.
+
+    Weights below 8 bits are stored bit-packed, so ``qkit.measure.model_size`` shrinks for real.
+    """
+    if not isinstance(qat_model, QATModel):
+        raise TypeError(f"expected the model qkit.qat.prepare returned; got {type(qat_model).__name__}")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}")
+    return convert_qat(qat_model, backend=backend)
+
+
+__all__ = ["METHODS", "QATModel", "convert", "lsq_quantize", "pact", "prepare"]
