@@ -207,3 +207,21 @@ def test_act_quant_unsigned_grid_is_held_in_int8():
     x = torch.linspace(-1, 3, 101)
     levels = torch.clamp(torch.round(x / g.scale), 0, 7)  # the unsigned grid, written independently
     torch.testing.assert_close(fq(x).detach(), levels * g.scale)
+
+
+def test_keep_ends_holds_the_first_and_last_layer_and_the_io_at_8_bits(zoo, calibration, digits_test):
+    qm = qat.prepare(zoo["mobilenet_v1"], w_bits=2, a_bits=2, method="lsq", keep_ends=8, calibration=calibration)
+    names = ptq.layer_names(fold_batchnorm(zoo["mobilenet_v1"]))
+    bits = {n: q.bits for n, q in qm.weight_quantizers().items()}
+    assert bits[names[0]] == bits[names[-1]] == 8 and {bits[n] for n in names[1:-1]} == {2}
+    a = [q.bits for q in qm.act_quantizers().values()]
+    assert a[0] == a[-1] == 8 and set(a[1:-1]) == {2}
+    int_model = qat.convert(qm)
+    assert _agreement(qm, int_model, digits_test[0]) >= 0.995
+    with pytest.raises(ValueError, match="keep_ends"):
+        qat.prepare(zoo["mlp"], keep_ends=1, calibration=calibration)
+
+
+def test_finetune_is_for_qat_models(zoo, digits_train):
+    with pytest.raises(TypeError, match="qkit.qat.prepare returned"):
+        qat.finetune(zoo["mlp"], *digits_train, epochs=1)

@@ -31,6 +31,7 @@ from qkit.qat.prepare import QATModel, build
 from qkit.qat.quantizers import METHODS
 from qkit.graph import fold_batchnorm
 from qkit.kernels import BACKENDS
+from qkit.train import fit, shift_pixels
 
 
 def _check_w_bits(w_bits, layers: list[str]):
@@ -44,7 +45,8 @@ def _check_w_bits(w_bits, layers: list[str]):
 
 
 def prepare(model: nn.Module, *, w_bits=8, a_bits: int = 8, method: str = "minmax", per_channel: bool = True,
-            skip=(), calibration=None, ema_steps: int = 50, pact_decay: float = 1e-4) -> QATModel:
+            skip=(), calibration=None, keep_ends: int | None = None, ema_steps: int = 50,
+            pact_decay: float = 1e-4) -> QATModel:
     """A trainable copy of ``model`` that simulates its integer deployment; ``model`` is not touched.
 
     Args:
@@ -57,6 +59,10 @@ def prepare(model: nn.Module, *, w_bits=8, a_bits: int = 8, method: str = "minma
         skip: layers kept in float (as in ``ptq.convert``).
         calibration: a batch of training inputs that initialises the grids; needed by ``"lsq"``
             and ``"pact"``; for ``"minmax"`` the first training batch does it if omitted.
+        keep_ends: bits for the two ends of the network — the first and last conv/linear weights,
+            the model's input and its logits — or None (``w_bits``/``a_bits`` everywhere). Most of the
+            low-bit literature keeps them at 8 (Rastegari et al. 2016, Esser et al. 2019): the input
+            layer has few weights and the logits decide the class (4 levels of 2-bit logits tie often).
         ema_steps: ``"minmax"``: training batches over which activation ranges move, then freeze.
         pact_decay: ``"pact"``: λ of the L2 penalty ``λ·Σα²`` (:meth:`QATModel.penalty`).
 
@@ -75,14 +81,33 @@ def prepare(model: nn.Module, *, w_bits=8, a_bits: int = 8, method: str = "minma
     from qkit.ptq import layer_names  # noqa: PLC0415 (one fold only to read the names)
     layers = layer_names(fold_batchnorm(model))
     w_bits = _check_w_bits(w_bits, layers)
+    if keep_ends is not None:
+        keep_ends = check_int("keep_ends", keep_ends, low=2, high=8)
+        given = w_bits if isinstance(w_bits, dict) else {}
+        default = 8 if isinstance(w_bits, dict) else w_bits
+        w_bits = {name: given.get(name, default) for name in layers} | {layers[0]: keep_ends, layers[-1]: keep_ends}
     skip = check_skip(fold_batchnorm(model), skip)
     if calibration is None and method != "minmax":
         raise ValueError(f"method={method!r} learns its grids from an initial value: pass calibration=X, a batch "
                          "of training inputs (e.g. 256 images)")
     x = None if calibration is None else check_calibration(calibration)
-    config = {"w_bits": w_bits, "a_bits": a_bits, "method": method, "per_channel": per_channel, "skip": skip,
+    config = {"w_bits": w_bits, "a_bits": a_bits, "keep_ends": keep_ends, "method": method,
+              "per_channel": per_channel, "skip": skip,
               "ema_steps": ema_steps, "pact_decay": float(pact_decay)}
     return build(model, config, x)
+
+
+FINETUNE = {"epochs": 10, "lr": 3e-4, "batch_size": 64, "schedule": "cosine"}
+
+
+def finetune(qat_model: QATModel, X: torch.Tensor, y: torch.Tensor, *, epochs: int = FINETUNE["epochs"],
+             lr: float = FINETUNE["lr"], seed: int = 0, progress: bool = True) -> list[float]:
+    """The kit's QAT fine-tuning recipe: Adam, cosine learning rate, ±1-pixel shifts (as the zoo was
+    trained), PACT's penalty added; returns the mean loss of each epoch (:func:`qkit.train.fit`)."""
+    if not isinstance(qat_model, QATModel):
+        raise TypeError(f"expected the model qkit.qat.prepare returned; got {type(qat_model).__name__}")
+    return fit(qat_model, X, y, epochs=epochs, lr=lr, batch_size=FINETUNE["batch_size"], seed=seed,
+               progress=progress, schedule=FINETUNE["schedule"], augment=shift_pixels, penalty=qat_model.penalty)
 
 
 def convert(qat_model: QATModel, *, backend: str = "fast") -> nn.Module:
@@ -97,4 +122,4 @@ def convert(qat_model: QATModel, *, backend: str = "fast") -> nn.Module:
     return convert_qat(qat_model, backend=backend)
 
 
-__all__ = ["METHODS", "QATModel", "convert", "lsq_quantize", "pact", "prepare"]
+__all__ = ["FINETUNE", "METHODS", "QATModel", "convert", "finetune", "lsq_quantize", "pact", "prepare"]

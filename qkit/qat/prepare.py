@@ -72,14 +72,38 @@ def _link_inputs(gm: fx.GraphModule, targets: set) -> None:
         layer = modules.get(n.target) if n.op == "call_module" else None
         if not hasattr(layer, "wq"):
             continue
-        src = n.args[0]
-        while isinstance(src, fx.Node) and src.op != "placeholder" and src.target not in targets and (
-                (src.op == "call_module" and isinstance(modules[src.target], PASS))
-                or src.op in ("call_function", "call_method") and getattr(src.target, "__name__", src.target) in (
-                    "flatten", "view", "reshape", "relu", "max_pool2d", "contiguous")):
-            src = src.args[0]
-        if isinstance(src, fx.Node) and src.op == "call_module" and src.target in targets:
+        src = _source(n.args[0], modules, targets)
+        if src is not None:
             layer.__dict__["input_quant"] = modules[src.target]
+
+
+def _source(n, modules: dict, targets: set):
+    """The ActQuant node whose grid ``n``'s value is on (through max-pool, flatten, …), or None."""
+    while isinstance(n, fx.Node) and n.op != "placeholder" and n.target not in targets and (
+            (n.op == "call_module" and isinstance(modules[n.target], PASS))
+            or n.op in ("call_function", "call_method") and getattr(n.target, "__name__", n.target) in (
+                "flatten", "view", "reshape", "relu", "max_pool2d", "contiguous")):
+        n = n.args[0]
+    return n if isinstance(n, fx.Node) and n.op == "call_module" and n.target in targets else None
+
+
+def _link_pools(gm: fx.GraphModule, targets: set, cal: Calibration) -> None:
+    """Tell the quantizer after each global average pool of a quantized value its input grid and H·W."""
+    modules = dict(gm.named_modules())
+    for n in gm.graph.nodes:
+        if not (n.op == "call_module" and n.target in targets):
+            continue
+        pool = n.args[0]
+        is_pool = pool.op == "call_module" and isinstance(modules.get(pool.target), nn.AdaptiveAvgPool2d) or (
+            pool.op in ("call_function", "call_method") and getattr(pool.target, "__name__", "") in (
+                "mean", "adaptive_avg_pool2d"))
+        src = _source(pool.args[0], modules, targets) if is_pool and pool.args else None
+        node = pool.args[0] if src is not None else None  # the pool's input (its shape was recorded
+        if node is not None and node.op == "call_module" and node.target in targets:  # before the
+            node = node.args[0]  # quantizers went in: an ActQuant has its input's shape)
+        meta = cal.meta.get(node.name) if node is not None else None
+        if isinstance(meta, tuple) and len(meta[1]) == 4:
+            modules[n.target].__dict__["pool_of"] = (modules[src.target], meta[1][2] * meta[1][3])
 
 
 class QATModel(nn.Module):
@@ -106,10 +130,12 @@ class QATModel(nn.Module):
         points, cal = requant_points(gm, x, self.config["skip"])
         samples = _samples(gm, x, points)
         nodes = {n.name: n for n in gm.graph.nodes}
+        ends = self.config.get("keep_ends")
         for i, name in enumerate(points):
             target = f"act_quant_{i}"
             sample, features = samples[name]
-            gm.add_submodule(target, ActQuant(self.config["a_bits"], self.config["method"], sample,
+            bits = ends if ends is not None and i in (0, len(points) - 1) else self.config["a_bits"]
+            gm.add_submodule(target, ActQuant(bits, self.config["method"], sample,
                                               features=features, ema_steps=self.config["ema_steps"]))
             node = nodes[name]
             with gm.graph.inserting_after(node):
@@ -118,6 +144,7 @@ class QATModel(nn.Module):
             self.points[name] = target
         gm.recompile()
         _link_inputs(gm, set(self.points.values()))
+        _link_pools(gm, set(self.points.values()), cal)
         self.example = x[:8].detach().clone()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

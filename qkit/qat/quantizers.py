@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from qkit.qat.functions import lsq_grad_scale, lsq_quantize, pact, sign_ste
+from qkit.fixedpoint import round_half_away
 from qkit.qparams import QParams, choose_qparams, qrange, weight_qparams
 from qkit.quant import fake_quantize
 
@@ -123,11 +124,33 @@ class ActQuant(nn.Module):
         if self.method == "minmax":
             if self.training and int(self.seen) < self.ema_steps or int(self.seen) == 0:
                 self.observe(x.detach())
-            return fake_quantize(x, self.qparams())
-        if self.method == "lsq":
+            out = fake_quantize(x, self.qparams())
+        elif self.method == "lsq":
             qmin, qmax = (0, 2 ** self.bits - 1) if self.unsigned else qrange(self.bits)
-            return lsq_quantize(x, positive(self.scale), qmin, qmax, self.grad_scale)
-        return pact(x, self.alpha, self.bits)
+            out = lsq_quantize(x, positive(self.scale), qmin, qmax, self.grad_scale)
+        else:
+            out = pact(x, self.alpha, self.bits)
+        pooled = self.__dict__.get("pool_of")
+        if pooled is not None:  # the value the integer pool computes; the gradient stays the one above
+            out = out + (self.integer_pool(x.detach(), *pooled) - out.detach())
+        return out
+
+    def integer_pool(self, mean: torch.Tensor, source: ActQuant, hw: int) -> torch.Tensor:
+        """After a global average pool of ``source``'s grid: what :class:`qkit.ptq.modules.QuantGlobalAvgPool`
+        computes (``rounding="float64"``), as a float on this grid.
+
+        The pool's input is on ``source``'s grid, so ``H·W·mean / s_x`` is the integer sum of levels
+        (recovered exactly by rounding); the integer model rounds ``sum · s_x / (H·W·s_y)`` once, in
+        float64. Float32 arithmetic would instead round a value a few ulps off that product, and when
+        the two grids' steps are in a ratio like 1:1 (LSQ starts both at 2·mean|x|/√Qp, and a mean
+        has the mean of its inputs) the product is often exactly a tie: half the ties would go the
+        other way.
+        """
+        x_qp, y_qp = source.qparams(), self.qparams()
+        acc = torch.round(mean.double() * hw / float(x_qp.scale))  # float64, exact integers
+        y = round_half_away(acc * (float(x_qp.scale) / (hw * float(y_qp.scale))))  # as multiply_real
+        z = int(y_qp.zero_point)
+        return (torch.clamp(y + z, y_qp.qmin, y_qp.qmax) - z).float() * y_qp.scale  # float32 on this grid
 
     def extra_repr(self) -> str:
         return f"bits={self.bits}, method={self.method!r}, unsigned={self.unsigned}"

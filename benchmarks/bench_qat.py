@@ -1,0 +1,163 @@
+"""Quantization-aware training on the zoo CNNs: accuracy over seeds, file sizes, mixed precision — issue 9's budgets.
+
+Run: ``python benchmarks/bench_qat.py [--seeds 3] [--jobs 2] [--quick]``.
+
+Every accuracy is the digits test split (359 images), the mean over ``--seeds``
+fine-tunes (seed = batch order and pixel shifts) with the spread (min–max) beside it;
+"PTQ" is the same grids before any fine-tuning (``qat.convert(qat.prepare(...))``:
+calibrated on 256 training images), "QAT" after :func:`qkit.qat.finetune` (the
+kit's recipe), both measured on the converted integer model. Below 4 bits the two
+ends of the network stay at 8 bits (``keep_ends=8``: first and last layer's weights,
+the input and the logits), as Rastegari et al. 2016 and Esser et al. 2019 do. File sizes are ``qkit.measure.model_size`` of the
+converted models (weights below 8 bits bit-packed).
+
+Budgets (issue 9): W4A8 QAT <= 0.5 point below fp32 on every zoo CNN; W2A8 (ternary)
+<= 1.5; W1A8 (binary) <= 3; W2A2: LSQ >= min-max QAT + 2 points on every CNN and
+<= 3 points below fp32 on resnet and mobilenet_v2; mixed precision at the size of
+uniform 4-bit weights >= uniform 4-bit (PTQ and after a short QAT); greedy allocation
+within 0.3 point of the enumerated optimum on the mlp; resnet files vs fp32: 4-bit <= 1/6,
+2-bit <= 1/10, 1-bit <= 1/16.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import torch
+
+from qkit import data, measure, models, partial, qat
+from qkit.kernels.bench import machine_line
+from qkit.train import evaluate
+
+CNNS = ("mobilenet_v1", "mobilenet_v2", "resnet", "inception")
+# name: (w_bits, a_bits, method, keep_ends, budget: max points below fp32 or None)
+CONFIGS = {
+    "W4A8": (4, 8, "minmax", None, 0.5),
+    "W2A8": (2, 8, "lsq", 8, 1.5),
+    "W1A8": (1, 8, "lsq", 8, 3.0),
+    "W2A2 lsq": (2, 2, "lsq", 8, None),
+    "W2A2 minmax": (2, 2, "minmax", 8, None),
+}
+
+
+def run(job: tuple) -> tuple:
+    """One fine-tune: (model, config, seed) -> (ptq accuracy, qat accuracy, seconds)."""
+    name, config, seed, epochs = job
+    torch.set_num_threads(1)
+    X, y = data.digits("train")
+    Xt, yt = data.digits("test")
+    w_bits, a_bits, method, ends, _ = CONFIGS[config]
+    model = models.load(name)
+    start = time.perf_counter()
+    qm = qat.prepare(model, w_bits=w_bits, a_bits=a_bits, method=method, keep_ends=ends, calibration=X[:256])
+    before = evaluate(qat.convert(qm), Xt, yt)
+    qat.finetune(qm, X, y, epochs=epochs, seed=seed, progress=False)
+    after = evaluate(qat.convert(qm), Xt, yt)
+    return job, before, after, time.perf_counter() - start
+
+
+def mean_spread(values: list[float]) -> str:
+    v = [100 * x for x in values]
+    return f"{statistics.mean(v):6.2f} ({min(v):.1f}–{max(v):.1f})"
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--jobs", type=int, default=2, help="worker processes (one torch thread each)")
+    ap.add_argument("--epochs", type=int, default=qat.FINETUNE["epochs"])
+    ap.add_argument("--quick", action="store_true", help="resnet only, one seed")
+    args = ap.parse_args()
+    print(machine_line())
+    cnns = ("resnet",) if args.quick else CNNS
+    seeds = range(1 if args.quick else args.seeds)
+    Xt, yt = data.digits("test")
+    X, y = data.digits("train")
+    fp32 = {n: evaluate(models.load(n), Xt, yt) for n in cnns}
+    jobs = [(n, c, s, args.epochs) for n in cnns for c in CONFIGS for s in seeds]
+    results: dict = {}
+    start = time.perf_counter()
+    with ProcessPoolExecutor(args.jobs) as pool:
+        for job, before, after, _ in pool.map(run, jobs):
+            results.setdefault(job[:2], []).append((before, after))
+    print(f"{len(jobs)} fine-tunes of {args.epochs} epochs in {time.perf_counter() - start:.0f} s "
+          f"({args.jobs} workers); accuracy % = mean (min–max) over {len(seeds)} seed(s)\n")
+    print(f"{'model':13s} {'fp32':>6s}  " + "  ".join(f"{c + ' PTQ → QAT':>34s}" for c in CONFIGS))
+    lines = []
+    for n in cnns:
+        cells = []
+        for c in CONFIGS:
+            r = results[(n, c)]
+            cells.append(f"{mean_spread([b for b, _ in r])} → {mean_spread([a for _, a in r])}")
+        print(f"{n:13s} {100 * fp32[n]:6.2f}  " + "  ".join(f"{cell:>34s}" for cell in cells))
+    print("\nbudgets")
+    for n in cnns:
+        qat_mean = {c: statistics.mean(a for _, a in results[(n, c)]) for c in CONFIGS}
+        for c, (*_, budget) in CONFIGS.items():
+            if budget is not None:
+                drop = 100 * (fp32[n] - qat_mean[c])
+                lines.append(f"{verdict(drop <= budget)}  {n:13s} {c} QAT {drop:+.2f} points below fp32 (<= {budget})")
+        gain = 100 * (qat_mean["W2A2 lsq"] - qat_mean["W2A2 minmax"])
+        lines.append(f"{verdict(gain >= 2)}  {n:13s} W2A2 LSQ − min-max QAT = {gain:+.2f} points (>= 2)")
+        if n in ("resnet", "mobilenet_v2"):
+            drop = 100 * (fp32[n] - qat_mean["W2A2 lsq"])
+            lines.append(f"{verdict(drop <= 3)}  {n:13s} W2A2 LSQ {drop:+.2f} points below fp32 (<= 3)")
+    print("\n".join(lines))
+    sizes(X)
+    mixed(X, y, Xt, yt, args)
+
+
+def sizes(X) -> None:
+    resnet = models.load("resnet")
+    fp32 = measure.model_size(resnet)
+    print(f"\nresnet file sizes (fp32 {measure.format_bytes(fp32)})")
+    for b, limit in ((8, 1 / 3.5), (4, 1 / 6), (2, 1 / 10), (1, 1 / 16)):
+        size = measure.model_size(qat.convert(qat.prepare(resnet, w_bits=b, keep_ends=8 if b == 1 else None,
+                                                          calibration=X[:256])))
+        print(f"{verdict(size <= limit * fp32)}  {b}-bit weights: {measure.format_bytes(size)} = 1/{fp32 / size:.1f} of fp32 "
+              f"(<= 1/{1 / limit:g})")
+
+
+def mixed(X, y, Xt, yt, args) -> None:
+    """Mixed precision at the size of uniform 4-bit weights, vs uniform 4-bit: PTQ and after a short QAT."""
+    print("\nmixed precision at the size of uniform 4-bit weights (choices 2, 4, 8 bits; W*A8)")
+    held_X, held_y = X[-300:], y[-300:]  # allocation chooses on held-out training images, never on the test split
+    for n in ("resnet", "mobilenet_v2") if not args.quick else ("resnet",):
+        model = models.load(n)
+        names = partial.layers(model)
+        budget = partial.weight_bytes(model, {l: 4 for l in names})
+        alloc = partial.allocate(model, X[:256], held_X, held_y, budget_bytes=budget, choices=(2, 4, 8))
+        row = {}
+        for label, bits in (("uniform 4-bit", 4), ("mixed", alloc)):
+            qm = qat.prepare(model, w_bits=bits, calibration=X[:256])
+            ptq_acc = evaluate(qat.convert(qm), Xt, yt)
+            qat.finetune(qm, X, y, epochs=3, progress=False)
+            row[label] = (ptq_acc, evaluate(qat.convert(qm), Xt, yt))
+        u, m = row["uniform 4-bit"], row["mixed"]
+        hist = {b: sum(1 for v in alloc.values() if v == b) for b in (2, 4, 8)}
+        print(f"{n}: layers at 2/4/8 bits = {hist[2]}/{hist[4]}/{hist[8]}, "
+              f"{partial.weight_bytes(model, alloc)} <= {budget} bytes")
+        print(f"{verdict(m[0] >= u[0])}  {n:13s} PTQ   mixed {100 * m[0]:.2f} vs uniform 4-bit {100 * u[0]:.2f}")
+        print(f"{verdict(m[1] >= u[1])}  {n:13s} QAT×3 mixed {100 * m[1]:.2f} vs uniform 4-bit {100 * u[1]:.2f}")
+    mlp = models.load("mlp")
+    names = partial.layers(mlp)
+    for b in (8, 4):
+        budget = partial.weight_bytes(mlp, {l: b for l in names})
+        g = partial.allocate(mlp, X[:256], held_X, held_y, budget_bytes=budget, choices=(2, 4, 8, 32))
+        best = partial.optimal(mlp, X[:256], held_X, held_y, budget_bytes=budget, choices=(2, 4, 8, 32))
+        best_acc = evaluate(partial.simulate_bits(mlp, best, act_bits=None), held_X, held_y)
+        g_acc = evaluate(partial.simulate_bits(mlp, g, act_bits=None), held_X, held_y)
+        gap = 100 * (best_acc - g_acc)
+        print(f"{verdict(gap <= 0.3)}  mlp greedy vs enumerated optimum at the size of uniform {b}-bit: "
+              f"{gap:.2f} points (<= 0.3)")
+
+
+if __name__ == "__main__":
+    main()
