@@ -45,8 +45,8 @@ def _check_w_bits(w_bits, layers: list[str]):
 
 
 def prepare(model: nn.Module, *, w_bits=8, a_bits: int = 8, method: str = "minmax", per_channel: bool = True,
-            skip=(), calibration=None, keep_ends: int | None = None, ema_steps: int = 50,
-            pact_decay: float = 1e-4) -> QATModel:
+            skip=(), calibration=None, keep_ends: int | None = None, learn_zero_point: bool = False,
+            ema_steps: int = 50, pact_decay: float = 1e-4) -> QATModel:
     """A trainable copy of ``model`` that simulates its integer deployment; ``model`` is not touched.
 
     Args:
@@ -63,6 +63,8 @@ def prepare(model: nn.Module, *, w_bits=8, a_bits: int = 8, method: str = "minma
             the model's input and its logits — or None (``w_bits``/``a_bits`` everywhere). Most of the
             low-bit literature keeps them at 8 (Rastegari et al. 2016, Esser et al. 2019): the input
             layer has few weights and the logits decide the class (4 levels of 2-bit logits tie often).
+        learn_zero_point: ``"lsq"``/``"pact"``: activations that can be negative also learn a zero
+            point (LSQ+, Bhalgat et al. 2020); others keep zero point 0 (or their ReLU's 0).
         ema_steps: ``"minmax"``: training batches over which activation ranges move, then freeze.
         pact_decay: ``"pact"``: λ of the L2 penalty ``λ·Σα²`` (:meth:`QATModel.penalty`).
 
@@ -74,6 +76,7 @@ def prepare(model: nn.Module, *, w_bits=8, a_bits: int = 8, method: str = "minma
     if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
     check_bool("per_channel", per_channel)
+    check_bool("learn_zero_point", learn_zero_point)
     a_bits = check_int("a_bits", a_bits, low=2, high=8)
     ema_steps = check_int("ema_steps", ema_steps, low=1)
     if not isinstance(pact_decay, (int, float)) or isinstance(pact_decay, bool) or pact_decay < 0:
@@ -91,7 +94,8 @@ def prepare(model: nn.Module, *, w_bits=8, a_bits: int = 8, method: str = "minma
         raise ValueError(f"method={method!r} learns its grids from an initial value: pass calibration=X, a batch "
                          "of training inputs (e.g. 256 images)")
     x = None if calibration is None else check_calibration(calibration)
-    config = {"w_bits": w_bits, "a_bits": a_bits, "keep_ends": keep_ends, "method": method,
+    config = {"w_bits": w_bits, "a_bits": a_bits, "keep_ends": keep_ends, "learn_zero_point": learn_zero_point,
+              "method": method,
               "per_channel": per_channel, "skip": skip,
               "ema_steps": ema_steps, "pact_decay": float(pact_decay)}
     return build(model, config, x)

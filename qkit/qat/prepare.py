@@ -135,8 +135,9 @@ class QATModel(nn.Module):
             target = f"act_quant_{i}"
             sample, features = samples[name]
             bits = ends if ends is not None and i in (0, len(points) - 1) else self.config["a_bits"]
-            gm.add_submodule(target, ActQuant(bits, self.config["method"], sample,
-                                              features=features, ema_steps=self.config["ema_steps"]))
+            gm.add_submodule(target, ActQuant(bits, self.config["method"], sample, features=features,
+                                              ema_steps=self.config["ema_steps"],
+                                              learn_zero_point=self.config.get("learn_zero_point", False)))
             node = nodes[name]
             with gm.graph.inserting_after(node):
                 fq = gm.graph.call_module(target, (node,))

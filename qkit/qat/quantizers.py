@@ -18,6 +18,9 @@ training simulated. Three ways to choose the grid (``method``):
   maximum, the grid is ``α / (2^b - 1)``-spaced on ``[0, α]``. Points that can
   be negative (the model's input, a linear bottleneck, logits) have no clip
   from 0 to learn: they use LSQ. Weights use LSQ.
+* ``learn_zero_point=True`` (with ``"lsq"``/``"pact"``): points that can be negative
+  learn a zero point too — LSQ+ (Bhalgat et al. 2020, :mod:`qkit.qat.lsq_plus`),
+  starting from the calibration's min-max grid.
 
 An unsigned ``b``-bit grid ``[0, 2^b - 1]`` is held in int8 as the signed
 range ``[-2^(b-1), 2^(b-1) - 1]`` with ``zero_point = -2^(b-1)``: the same
@@ -36,6 +39,7 @@ import torch
 from torch import nn
 
 from qkit.qat.functions import lsq_grad_scale, lsq_quantize, pact, sign_ste
+from qkit.qat.lsq_plus import lsq_plus_quantize
 from qkit.fixedpoint import round_half_away
 from qkit.qparams import QParams, choose_qparams, qrange, weight_qparams
 from qkit.quant import fake_quantize
@@ -78,12 +82,13 @@ class ActQuant(nn.Module):
     """
 
     def __init__(self, bits: int, method: str, sample: torch.Tensor | None, *, features: int = 1,
-                 ema_steps: int = 50) -> None:
+                 ema_steps: int = 50, learn_zero_point: bool = False) -> None:
         super().__init__()
         self.bits, self.ema_steps = bits, ema_steps
         unsigned = sample is not None and float(sample.min()) >= 0.0
         self.method = "lsq" if method == "pact" and not unsigned else method  # no clip from 0 to learn
         self.unsigned = unsigned
+        self.affine = self.method == "lsq" and learn_zero_point and not unsigned  # LSQ+ (qkit.qat.lsq_plus)
         if self.method == "minmax":
             self.register_buffer("lo", torch.tensor(0.0))
             self.register_buffer("hi", torch.tensor(0.0))
@@ -92,6 +97,11 @@ class ActQuant(nn.Module):
                 self.observe(sample)
         elif sample is None:
             raise ValueError(f"method={method!r} needs calibration data to initialise its grids")
+        elif self.affine:  # LSQ+: step and zero point start on the calibration's min-max grid
+            start = choose_qparams(sample.min(), sample.max(), bits)
+            self.scale = nn.Parameter(start.scale.float().reshape(()))
+            self.zero_point = nn.Parameter(start.zero_point.float().reshape(()))
+            self.grad_scale = lsq_grad_scale(features, 2 ** bits - 1)
         elif self.method == "lsq":
             qmax = 2 ** bits - 1 if unsigned else 2 ** (bits - 1) - 1
             init = 2 * sample.detach().abs().mean() / math.sqrt(qmax)
@@ -116,6 +126,10 @@ class ActQuant(nn.Module):
             if int(self.seen) == 0:
                 raise RuntimeError("this activation has seen no data yet: run a batch through the model first")
             return choose_qparams(self.lo, self.hi, self.bits)  # affine, signed b-bit levels
+        if self.affine:
+            qmin, qmax = qrange(self.bits)
+            z = torch.round(self.zero_point.detach()).clamp(qmin, qmax).to(torch.int32)  # as lsq_plus_quantize
+            return QParams(positive(self.scale).detach().float().clone(), z, qmin, qmax)
         if self.method == "lsq":
             return _grid(positive(self.scale), self.bits, self.unsigned)
         return _grid(self.alpha.detach() / (2 ** self.bits - 1), self.bits, True)
@@ -125,6 +139,8 @@ class ActQuant(nn.Module):
             if self.training and int(self.seen) < self.ema_steps or int(self.seen) == 0:
                 self.observe(x.detach())
             out = fake_quantize(x, self.qparams())
+        elif self.affine:
+            out = lsq_plus_quantize(x, positive(self.scale), self.zero_point, *qrange(self.bits), self.grad_scale)
         elif self.method == "lsq":
             qmin, qmax = (0, 2 ** self.bits - 1) if self.unsigned else qrange(self.bits)
             out = lsq_quantize(x, positive(self.scale), qmin, qmax, self.grad_scale)
@@ -153,7 +169,7 @@ class ActQuant(nn.Module):
         return (torch.clamp(y + z, y_qp.qmin, y_qp.qmax) - z).float() * y_qp.scale  # float32 on this grid
 
     def extra_repr(self) -> str:
-        return f"bits={self.bits}, method={self.method!r}, unsigned={self.unsigned}"
+        return f"bits={self.bits}, method={self.method!r}, unsigned={self.unsigned}, affine={self.affine}"
 
 
 class WeightQuant(nn.Module):
