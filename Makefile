@@ -60,6 +60,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_kernels.py
 	$(BIN)/python benchmarks/bench_deploy.py
 	$(BIN)/python benchmarks/bench_ptq.py
+	$(BIN)/python benchmarks/bench_qat.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

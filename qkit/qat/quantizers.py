@@ -20,7 +20,8 @@ training simulated. Three ways to choose the grid (``method``):
   from 0 to learn: they use LSQ. Weights use LSQ.
 * ``learn_zero_point=True`` (with ``"lsq"``/``"pact"``): points that can be negative
   learn a zero point too — LSQ+ (Bhalgat et al. 2020, :mod:`qkit.qat.lsq_plus`),
-  starting from the calibration's min-max grid.
+  starting from LSQ's step about the calibration's mean, with the grid's middle level there
+  (a min-max start is far too coarse at 2 bits: the network starts at chance).
 
 An unsigned ``b``-bit grid ``[0, 2^b - 1]`` is held in int8 as the signed
 range ``[-2^(b-1), 2^(b-1) - 1]`` with ``zero_point = -2^(b-1)``: the same
@@ -97,10 +98,13 @@ class ActQuant(nn.Module):
                 self.observe(sample)
         elif sample is None:
             raise ValueError(f"method={method!r} needs calibration data to initialise its grids")
-        elif self.affine:  # LSQ+: step and zero point start on the calibration's min-max grid
-            start = choose_qparams(sample.min(), sample.max(), bits)
-            self.scale = nn.Parameter(start.scale.float().reshape(()))
-            self.zero_point = nn.Parameter(start.zero_point.float().reshape(()))
+        elif self.affine:  # LSQ+: LSQ's step about the mean, the grid's middle level at the mean
+            x = sample.detach().float()
+            qmin, qmax = qrange(bits)
+            step = (2 * (x - x.mean()).abs().mean() / math.sqrt(qmax)).clamp_min(1e-8)
+            middle = (qmin + qmax) / 2 - float(x.mean() / step)
+            self.scale = nn.Parameter(step.reshape(()))
+            self.zero_point = nn.Parameter(torch.tensor(float(min(max(round(middle), qmin), qmax))))
             self.grad_scale = lsq_grad_scale(features, 2 ** bits - 1)
         elif self.method == "lsq":
             qmax = 2 ** bits - 1 if unsigned else 2 ** (bits - 1) - 1
