@@ -6,7 +6,7 @@ Every accuracy is the digits test split (359 images), the mean over ``--seeds``
 fine-tunes (seed = batch order and pixel shifts) with the spread (min–max) beside it;
 "PTQ" is the same grids before any fine-tuning (``qat.convert(qat.prepare(...))``:
 calibrated on 256 training images), "QAT" after :func:`qkit.qat.finetune` (the
-kit's recipe), both measured on the converted integer model. Below 4 bits the two
+kit's recipe, with each configuration's epochs and learning rate: table ``CONFIGS``), both measured on the converted integer model. Below 4 bits the two
 ends of the network stay at 8 bits (``keep_ends=8``: first and last layer's weights,
 the input and the logits), as Rastegari et al. 2016 and Esser et al. 2019 do. File sizes are ``qkit.measure.model_size`` of the
 converted models (weights below 8 bits bit-packed).
@@ -33,28 +33,28 @@ from qkit.kernels.bench import machine_line
 from qkit.train import evaluate
 
 CNNS = ("mobilenet_v1", "mobilenet_v2", "resnet", "inception")
-# name: (w_bits, a_bits, method, keep_ends, budget: max points below fp32 or None)
+# name: (w_bits, a_bits, method, keep_ends, epochs, lr, budget: max points below fp32 or None)
 CONFIGS = {
-    "W4A8": (4, 8, "minmax", None, 0.5),
-    "W2A8": (2, 8, "lsq", 8, 1.5),
-    "W1A8": (1, 8, "lsq", 8, 3.0),
-    "W2A2 lsq": (2, 2, "lsq", 8, None),
-    "W2A2 minmax": (2, 2, "minmax", 8, None),
+    "W4A8": (4, 8, "minmax", None, 5, 3e-4, 0.5),
+    "W2A8": (2, 8, "lsq", 8, 20, 1e-3, 1.5),
+    "W1A8": (1, 8, "lsq", 8, 20, 1e-3, 3.0),
+    "W2A2 lsq": (2, 2, "lsq", 8, 20, 1e-3, None),
+    "W2A2 minmax": (2, 2, "minmax", 8, 20, 1e-3, None),
 }
 
 
 def run(job: tuple) -> tuple:
     """One fine-tune: (model, config, seed) -> (ptq accuracy, qat accuracy, seconds)."""
-    name, config, seed, epochs = job
+    name, config, seed = job
     torch.set_num_threads(1)
     X, y = data.digits("train")
     Xt, yt = data.digits("test")
-    w_bits, a_bits, method, ends, _ = CONFIGS[config]
+    w_bits, a_bits, method, ends, epochs, lr, _ = CONFIGS[config]
     model = models.load(name)
     start = time.perf_counter()
     qm = qat.prepare(model, w_bits=w_bits, a_bits=a_bits, method=method, keep_ends=ends, calibration=X[:256])
     before = evaluate(qat.convert(qm), Xt, yt)
-    qat.finetune(qm, X, y, epochs=epochs, seed=seed, progress=False)
+    qat.finetune(qm, X, y, epochs=epochs, lr=lr, seed=seed, progress=False)
     after = evaluate(qat.convert(qm), Xt, yt)
     return job, before, after, time.perf_counter() - start
 
@@ -72,7 +72,6 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--jobs", type=int, default=2, help="worker processes (one torch thread each)")
-    ap.add_argument("--epochs", type=int, default=qat.FINETUNE["epochs"])
     ap.add_argument("--quick", action="store_true", help="resnet only, one seed")
     args = ap.parse_args()
     print(machine_line())
@@ -81,14 +80,16 @@ def main() -> None:
     Xt, yt = data.digits("test")
     X, y = data.digits("train")
     fp32 = {n: evaluate(models.load(n), Xt, yt) for n in cnns}
-    jobs = [(n, c, s, args.epochs) for n in cnns for c in CONFIGS for s in seeds]
+    jobs = [(n, c, s) for n in cnns for c in CONFIGS for s in seeds]
     results: dict = {}
     start = time.perf_counter()
     with ProcessPoolExecutor(args.jobs) as pool:
         for job, before, after, _ in pool.map(run, jobs):
             results.setdefault(job[:2], []).append((before, after))
-    print(f"{len(jobs)} fine-tunes of {args.epochs} epochs in {time.perf_counter() - start:.0f} s "
-          f"({args.jobs} workers); accuracy % = mean (min–max) over {len(seeds)} seed(s)\n")
+    print(f"{len(jobs)} fine-tunes in {time.perf_counter() - start:.0f} s ({args.jobs} workers); "
+          f"accuracy % = mean (min–max) over {len(seeds)} seed(s)")
+    print("recipes: " + "; ".join(f"{c}: {m}, {e} epochs, lr {lr:g}" + (f", ends at {k} bits" if k else "")
+                                  for c, (_, _, m, k, e, lr, _) in CONFIGS.items()) + "\n")
     print(f"{'model':13s} {'fp32':>6s}  " + "  ".join(f"{c + ' PTQ → QAT':>34s}" for c in CONFIGS))
     lines = []
     for n in cnns:

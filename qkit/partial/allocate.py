@@ -18,7 +18,8 @@ until ``S(b) <= budget_bytes``; then spend the slack the last (possibly large) m
 left: raise layers again, best predicted gain per extra byte first, while it fits.
 Drops are *not* additive at few bits (two layers at 2 bits lose far more than
 the sum of each alone), so greedy can fall well short of the optimum when the
-budget forces several layers to 2 bits. **Exact** (:func:`optimal`): evaluate every
+budget forces several layers to 2 bits (:func:`qkit.partial.greedy_measured` makes the same
+moves but measures each one instead). **Exact** (:func:`optimal`): evaluate every
 assignment that fits, with :func:`qkit.partial.simulate_bits` — only possible for
 a handful of layers (``len(choices) ** layers`` assignments). **Baseline**
 (:func:`random_allocation`): a random assignment that fits.

@@ -92,6 +92,31 @@ def layers(model: nn.Module) -> list[str]:
     return fold(model).layers
 
 
+def layer_kinds(model: nn.Module) -> dict[str, str]:
+    """What each layer is: ``"linear"``, ``"depthwise"`` (one filter per channel), ``"pointwise"`` (1×1) or ``"conv"``.
+
+    Example:
+        >>> from qkit import models
+        >>> kinds = layer_kinds(models.load("mobilenet_v1"))
+        >>> kinds["stem.conv"], kinds["blocks.0.conv1"], kinds["blocks.0.conv2"], kinds["fc"]
+        ('conv', 'depthwise', 'pointwise', 'linear')
+    """
+    folded = fold(model)
+    modules = dict(folded.gm.named_modules())
+    kinds = {}
+    for n in folded.layers:
+        m = modules[n]
+        if isinstance(m, nn.Linear):
+            kinds[n] = "linear"
+        elif m.groups > 1 and m.groups == m.in_channels:
+            kinds[n] = "depthwise"
+        elif tuple(m.kernel_size) == (1, 1):
+            kinds[n] = "pointwise"
+        else:
+            kinds[n] = "conv"
+    return kinds
+
+
 def check_choice(name: str, bits) -> int:
     """A weight bit-width: an int in 2..16, or 32 for float."""
     if isinstance(bits, (bool, np.bool_)) or not isinstance(bits, (int, np.integer)):
