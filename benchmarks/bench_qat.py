@@ -40,6 +40,7 @@ CONFIGS = {
     "W1A8": (1, 8, "lsq", 8, 20, 1e-3, 3.0),
     "W2A2 lsq": (2, 2, "lsq", 8, 20, 1e-3, None),
     "W2A2 minmax": (2, 2, "minmax", 8, 20, 1e-3, None),
+    "W2A2 lsq+": (2, 2, "lsq+", 8, 20, 1e-3, None),
 }
 
 
@@ -52,7 +53,8 @@ def run(job: tuple) -> tuple:
     w_bits, a_bits, method, ends, epochs, lr, _ = CONFIGS[config]
     model = models.load(name)
     start = time.perf_counter()
-    qm = qat.prepare(model, w_bits=w_bits, a_bits=a_bits, method=method, keep_ends=ends, calibration=X[:256])
+    qm = qat.prepare(model, w_bits=w_bits, a_bits=a_bits, method=method.rstrip("+"), keep_ends=ends,
+                     learn_zero_point=method.endswith("+"), calibration=X[:256])
     before = evaluate(qat.convert(qm), Xt, yt)
     qat.finetune(qm, X, y, epochs=epochs, lr=lr, seed=seed, progress=False)
     after = evaluate(qat.convert(qm), Xt, yt)

@@ -39,6 +39,10 @@ def fit(
     schedule: str = "constant",
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     penalty: Callable[[], torch.Tensor] | None = None,
+    params=None,
+    on_step: Callable[[int, float], None] | None = None,
+    on_epoch: Callable[[int], None] | None = None,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> list[float]:
     """Train ``model`` on ``(X, y)`` with Adam and cross-entropy.
 
@@ -59,6 +63,15 @@ def fit(
             :func:`shift_pixels`), so augmented runs stay deterministic.
         penalty: optional zero-argument callable whose value is added to every
             step's loss (e.g. PACT's ``λ·Σα²``, :meth:`qkit.qat.QATModel.penalty`).
+        params: what Adam optimizes: default ``model.parameters()``; or a list of
+            parameter groups (dicts with ``"params"`` and an optional ``"lr"``, as
+            ``torch.optim`` takes them), e.g. a larger rate for quantizers' steps.
+        on_step: optional ``on_step(step, loss)`` called after every optimizer step
+            (``step`` counts from 1; ``loss`` the step's loss as a float): to record.
+        on_epoch: optional ``on_epoch(epoch)`` after every epoch (from 1); the model
+            is back in train mode afterwards.
+        loss_fn: optional ``loss_fn(logits, labels, inputs) -> loss`` instead of
+            cross-entropy (e.g. distillation from a teacher that sees the same, augmented, inputs).
 
     Returns:
         The mean training loss of each epoch.
@@ -69,7 +82,7 @@ def fit(
     if schedule not in ("constant", "cosine"):
         raise ValueError(f"schedule must be 'constant' or 'cosine'; got {schedule!r}")
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    opt = torch.optim.Adam(model.parameters() if params is None else params, lr=lr, weight_decay=weight_decay)
     steps = epochs * math.ceil(len(X) / batch_size)
     sched = None
     if schedule == "cosine":
@@ -77,13 +90,15 @@ def fit(
     losses = []
     bar = _progress(range(epochs), progress)
     model.train()
-    for _ in bar:
+    step = 0
+    for epoch in bar:
         order = torch.randperm(len(X), generator=gen)
         total = 0.0
         for i in range(0, len(X), batch_size):
             idx = order[i : i + batch_size]
             xb = X[idx] if augment is None else augment(X[idx], gen)
-            loss = nn.functional.cross_entropy(model(xb), y[idx])
+            out = model(xb)
+            loss = nn.functional.cross_entropy(out, y[idx]) if loss_fn is None else loss_fn(out, y[idx], xb)
             if penalty is not None:
                 loss = loss + penalty()
             opt.zero_grad()
@@ -91,8 +106,14 @@ def fit(
             opt.step()
             if sched is not None:
                 sched.step()
+            step += 1
             total += loss.item() * len(idx)
+            if on_step is not None:
+                on_step(step, loss.item())
         losses.append(total / len(X))
+        if on_epoch is not None:
+            on_epoch(epoch + 1)
+            model.train()
         if hasattr(bar, "set_postfix"):
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
     model.eval()

@@ -1,5 +1,6 @@
 """The shipped digits data, the model zoo, and the fit/evaluate loops."""
 
+import copy
 from collections import Counter
 
 import numpy as np
@@ -126,3 +127,28 @@ def test_fit_and_evaluate_reject_mismatched_data(digits_test):
         train.evaluate(model, X.numpy(), y)
     with pytest.raises(ValueError, match="epochs must be an int >= 1"):
         train.fit(model, X, y, epochs=0, progress=False)
+
+
+def test_fit_hooks_groups_and_loss_fn(digits_train):
+    """on_step / on_epoch see every step and epoch; param groups and loss_fn reach the optimizer and the loss."""
+    X, y = digits_train[0][:96], digits_train[1][:96]
+    torch.manual_seed(0)
+    a = models.build("mlp")
+    b = copy.deepcopy(a)
+    steps, epochs, seen = [], [], []
+    la = train.fit(a, X, y, epochs=2, batch_size=32, progress=False, on_step=lambda s, loss: steps.append((s, loss)),
+                   on_epoch=epochs.append)
+    assert [s for s, _ in steps] == list(range(1, 7)) and epochs == [1, 2]
+    assert la[0] == pytest.approx(sum(loss for _, loss in steps[:3]) / 3)  # equal batches: the epoch mean
+
+    def ce(out, labels, inputs):  # cross-entropy by hand: the same training as the default
+        seen.append(inputs.shape)
+        return -torch.log_softmax(out, 1).gather(1, labels[:, None]).mean()
+
+    lb = train.fit(b, X, y, epochs=2, batch_size=32, progress=False, loss_fn=ce,
+                   params=[{"params": list(b.parameters()), "lr": 1e-2}])
+    assert seen[0] == (32, 1, 8, 8)
+    assert lb == pytest.approx(la, rel=1e-5)
+    c = copy.deepcopy(b)
+    train.fit(c, X, y, epochs=1, batch_size=32, progress=False, params=[{"params": list(c.parameters()), "lr": 0.0}])
+    assert all(torch.equal(p, q) for p, q in zip(b.parameters(), c.parameters()))  # a group's lr is used

@@ -18,7 +18,7 @@ from torch import nn
 
 from qkit import choose_qparams, fake_quantize, partial, weight_qparams
 from qkit.activations import capture, quantized_output
-from qkit.graph import fold_batchnorm
+from qkit.graph import fold_batchnorm, get_module
 from qkit.train import evaluate, fit, one_thread
 
 pytestmark = pytest.mark.lesson07
@@ -327,3 +327,86 @@ def test_errors(zoo, calibration, digits_test):
         partial.optimal(zoo["resnet"], None, X, y, budget_bytes=10_000)
     with pytest.raises(ValueError, match="table must hold a drop for every layer"):
         partial.allocate(mlp, None, X, y, budget_bytes=10_000, table={"fc1": {2: 0.0}})
+
+
+# ---- the measured greedy against brute force ----------------------------------------------
+
+def _hand_quantized(model: nn.Module, bits: dict) -> nn.Module:
+    """A deep copy with each Linear's weight on its per-row symmetric narrow grid, by hand."""
+    copy_ = copy.deepcopy(model)
+    with torch.no_grad():
+        for name, b in bits.items():
+            w = copy_.get_submodule(name).weight
+            if b != 32:
+                w.copy_(fake_quantize(w, weight_qparams(w, b, narrow=True)))
+    return copy_
+
+
+def test_measured_greedy_is_within_a_third_of_a_point_of_the_optimum(toy, digits_test):
+    X, y = digits_test
+    names, choices = partial.layers(toy), (2, 4, 8)
+    every = {combo: hand_accuracy(toy, dict(zip(names, combo)), X, y)
+             for combo in itertools.product(choices, repeat=len(names))}
+    size = {combo: packed_bytes(toy, dict(zip(names, combo))) for combo in every}
+    lo, hi = min(size.values()), max(size.values())
+    scorer = partial.Scorer(toy, X, y)
+    for i in range(20):
+        budget = lo + (hi - lo) * i // 19
+        best = max(acc for combo, acc in every.items() if size[combo] <= budget)
+        bits = partial.greedy_measured(toy, None, X, y, budget_bytes=budget, choices=choices, scorer=scorer)
+        assert packed_bytes(toy, bits) <= budget
+        assert 100 * (best - every[tuple(bits[n] for n in names)]) <= 0.3, budget
+
+
+def test_scorer_matches_a_hand_evaluation_and_remembers(toy, digits_test):
+    X, y = digits_test
+    names = partial.layers(toy)
+    bits = dict(zip(names, (2, 8, 32, 4)))
+    scorer = partial.Scorer(toy, X, y)
+    acc, loss = scorer(bits)
+    assert acc == hand_accuracy(toy, bits, X, y)
+    with torch.no_grad():
+        logits = _hand_quantized(toy, bits)(X).double()
+    hand_loss = float(-(logits.log_softmax(1)[torch.arange(len(y)), y]).mean())
+    assert loss == pytest.approx(hand_loss, rel=1e-5)
+    assert scorer(dict(bits)) == (acc, loss) and scorer.evaluations == 1
+    assert torch.equal(toy[1].weight, copy.deepcopy(toy)[1].weight)  # the model itself is untouched
+
+
+def test_measured_greedy_refuses_a_budget_below_the_minimum(toy, digits_test):
+    X, y = digits_test
+    with pytest.raises(ValueError, match="too small"):
+        partial.greedy_measured(toy, None, X, y, budget_bytes=10, choices=(2, 4, 8))
+    with pytest.raises(ValueError, match="max_swaps"):
+        partial.greedy_measured(toy, None, X, y, budget_bytes=10_000, max_swaps=-1)
+
+
+def test_pareto_front_against_brute_force():
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(200):
+        n = int(torch.randint(1, 9, (), generator=gen))
+        sizes = torch.randint(1, 5, (n,), generator=gen).tolist()
+        accs = (torch.randint(0, 4, (n,), generator=gen) / 4).tolist()
+        keep = [i for i in range(n)
+                if not any(sizes[j] <= sizes[i] and accs[j] >= accs[i] and (sizes[j], accs[j]) != (sizes[i], accs[i])
+                           for j in range(n))
+                and not any((sizes[j], accs[j]) == (sizes[i], accs[i]) for j in range(i))]
+        assert partial.pareto_front(sizes, accs) == sorted(keep, key=lambda i: sizes[i])
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v1", "mobilenet_v2", "mlp"])
+def test_layer_kinds(zoo, name):
+    model = zoo[name]
+    kinds = partial.layer_kinds(model)
+    folded = fold_batchnorm(model)
+    for layer, kind in kinds.items():
+        m = get_module(folded, layer)
+        w = m.weight
+        if kind == "linear":
+            assert w.dim() == 2
+        elif kind == "depthwise":
+            assert w.shape[1] == 1 and m.groups == w.shape[0] > 1
+        elif kind == "pointwise":
+            assert w.shape[2:] == (1, 1) and m.groups == 1
+        else:
+            assert kind == "conv" and w.shape[2:] != (1, 1)

@@ -5,8 +5,11 @@ figure never hides a computation.
 """
 
 from qkit.figures.kernels import level_differences, throughput
+from qkit.figures.learned import evolution, learned_vs_observed, lsq_gradient, pact_gradient
 from qkit.figures.maps import clip_tradeoff, grids, sqnr_lines, value_hist
+from qkit.figures.partial import float_layers_curve, sensitivity_bars
 from qkit.figures.tensors import channel_ranges, observer_ranges
 
-__all__ = ["channel_ranges", "clip_tradeoff", "grids", "level_differences", "observer_ranges", "sqnr_lines",
+__all__ = ["channel_ranges", "clip_tradeoff", "evolution", "float_layers_curve", "grids", "learned_vs_observed",
+           "level_differences", "lsq_gradient", "observer_ranges", "pact_gradient", "sensitivity_bars", "sqnr_lines",
            "throughput", "value_hist"]

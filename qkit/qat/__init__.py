@@ -101,17 +101,28 @@ def prepare(model: nn.Module, *, w_bits=8, a_bits: int = 8, method: str = "minma
     return build(model, config, x)
 
 
-FINETUNE = {"epochs": 10, "lr": 3e-4, "batch_size": 64, "schedule": "cosine"}
+FINETUNE = {"epochs": 10, "lr": 3e-4, "grid_lr_factor": 10.0, "batch_size": 64, "schedule": "cosine"}
 
 
 def finetune(qat_model: QATModel, X: torch.Tensor, y: torch.Tensor, *, epochs: int = FINETUNE["epochs"],
-             lr: float = FINETUNE["lr"], seed: int = 0, progress: bool = True) -> list[float]:
-    """The kit's QAT fine-tuning recipe: Adam, cosine learning rate, ±1-pixel shifts (as the zoo was
-    trained), PACT's penalty added; returns the mean loss of each epoch (:func:`qkit.train.fit`)."""
+             lr: float = FINETUNE["lr"], seed: int = 0, progress: bool = True, **hooks) -> list[float]:
+    """The kit's QAT fine-tuning recipe (:data:`FINETUNE`); returns the mean loss of each epoch.
+
+    Adam with a cosine learning rate, ±1-pixel shifts (as the zoo was trained), PACT's
+    penalty added to the loss. The grids' own parameters (LSQ steps, PACT clips) learn at
+    ``grid_lr_factor × lr``: Adam moves every parameter by about its learning rate per step
+    whatever its gradient's size (so LSQ's gradient scale cancels out under Adam), and a step
+    of 0.05 moving by 3e-4 a step would barely move in a short fine-tune. ``hooks``:
+    ``on_step`` / ``on_epoch`` of :func:`qkit.train.fit`.
+    """
     if not isinstance(qat_model, QATModel):
         raise TypeError(f"expected the model qkit.qat.prepare returned; got {type(qat_model).__name__}")
+    if qat_model.example is None:  # minmax without calibration: the points appear on the first batch,
+        qat_model(X[:FINETUNE["batch_size"]])  # before the optimizer takes the parameters
+    groups = qat_model.param_groups(lr, lr * FINETUNE["grid_lr_factor"])
     return fit(qat_model, X, y, epochs=epochs, lr=lr, batch_size=FINETUNE["batch_size"], seed=seed,
-               progress=progress, schedule=FINETUNE["schedule"], augment=shift_pixels, penalty=qat_model.penalty)
+               progress=progress, schedule=FINETUNE["schedule"], augment=shift_pixels, penalty=qat_model.penalty,
+               params=groups, **hooks)
 
 
 def convert(qat_model: QATModel, *, backend: str = "fast") -> nn.Module:

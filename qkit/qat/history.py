@@ -4,10 +4,8 @@ LSQ learns each quantizer's step ``s`` and PACT each clip ``α`` by gradient
 descent, alongside the weights; min-max QAT instead *observes* ranges (an
 exponential moving average of each batch's min and max, frozen after
 ``ema_steps`` batches). To see them evolve, :func:`finetune_with_history`
-runs the very recipe of :func:`qkit.qat.finetune` — Adam, cosine learning rate,
-±1-pixel shifts, PACT's penalty ``λ·Σα²`` added to the loss, the keywords of
-:data:`qkit.qat.FINETUNE` — and every ``every`` optimizer steps takes a
-:func:`snapshot` of every quantizer:
+runs :func:`qkit.qat.finetune` itself (its ``on_step``/``on_epoch`` hooks) and
+every ``every`` optimizer steps takes a :func:`snapshot` of every quantizer:
 
 * ``step``: the grid's spacing ``scale`` (LSQ: ``|s|``; PACT: ``α / (2^b − 1)``;
   min-max: ``(hi − lo) / (2^b − 1)``), one number per activation point, one per
@@ -36,16 +34,14 @@ Example:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
-from torch import nn
 
 from qkit._checks import check_int
 from qkit.qat.prepare import QATModel
 from qkit.qat.quantizers import positive
-from qkit.train import _check_xy, _progress, evaluate, shift_pixels
+from qkit.train import _check_xy, evaluate
 
 
 @dataclass
@@ -149,7 +145,7 @@ def finetune_with_history(qat_model: QATModel, X: torch.Tensor, y: torch.Tensor,
         TypeError: not a QATModel, or X/y not tensors.
         ValueError: ``every`` or ``epochs`` below 1, X and y of different lengths.
     """
-    from qkit.qat import FINETUNE  # noqa: PLC0415 (qkit.qat imports this module's package)
+    from qkit.qat import FINETUNE, finetune  # noqa: PLC0415 (qkit.qat imports this module's package)
 
     if not isinstance(qat_model, QATModel):
         raise TypeError(f"expected the model qkit.qat.prepare returned; got {type(qat_model).__name__}")
@@ -161,39 +157,22 @@ def finetune_with_history(qat_model: QATModel, X: torch.Tensor, y: torch.Tensor,
     every = check_int("every", every, low=1)
     epochs = check_int("epochs", FINETUNE["epochs"] if epochs is None else epochs, low=1)
     lr = FINETUNE["lr"] if lr is None else lr
-    batch_size, history = FINETUNE["batch_size"], History()
-    if FINETUNE["schedule"] != "cosine":
-        raise ValueError(f"this recorder follows the cosine recipe; FINETUNE says {FINETUNE['schedule']!r}")
-    # --- the loop of qkit.train.fit, as qkit.qat.finetune calls it ---
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(qat_model.parameters(), lr=lr, weight_decay=0.0)
-    steps = epochs * math.ceil(len(X) / batch_size)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 0.5 * (1 + math.cos(math.pi * t / steps)))
-    qat_model.train()
-    step = 0
-    for _ in _progress(range(epochs), progress):
-        order = torch.randperm(len(X), generator=gen)
-        total = 0.0
-        for i in range(0, len(X), batch_size):
-            idx = order[i: i + batch_size]
-            xb = shift_pixels(X[idx], gen)
-            loss = nn.functional.cross_entropy(qat_model(xb), y[idx]) + qat_model.penalty()
-            if step == 0:
-                _record(history, qat_model, 0)  # after the first forward: min-max points have a range
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            step += 1
-            history.loss.append(loss.item())
-            total += loss.item() * len(idx)
-            if step % every == 0:
-                _record(history, qat_model, step)
-        history.epoch_loss.append(total / len(X))
+    history = History()
+    if qat_model.example is None:  # as finetune does: min-max points without calibration appear on a batch
+        qat_model(X[:FINETUNE["batch_size"]])
+    _record(history, qat_model, 0)
+
+    def on_step(step: int, loss: float) -> None:
+        history.loss.append(loss)
+        if step % every == 0:
+            _record(history, qat_model, step)
+
+    def on_epoch(epoch: int) -> None:
         if test is not None:
             history.epoch_acc.append(evaluate(qat_model, *test))
-            qat_model.train()
-    qat_model.eval()
+
+    history.epoch_loss = finetune(qat_model, X, y, epochs=epochs, lr=lr, seed=seed, progress=progress,
+                                  on_step=on_step, on_epoch=on_epoch)
     return history
 
 

@@ -161,6 +161,16 @@ class QATModel(nn.Module):
         """``{layer name: WeightQuant}`` for every quantized conv/linear layer."""
         return {name: m.wq for name, m in self.graph_module.named_modules() if hasattr(m, "wq")}
 
+    def param_groups(self, lr: float, grid_lr: float) -> list[dict]:
+        """Optimizer groups: the layers' weights and biases at ``lr``, the grids' own parameters (LSQ steps,
+        PACT clips, LSQ+ zero points) at ``grid_lr``."""
+        grid, rest = [], []
+        for name, p in self.named_parameters():
+            is_grid = name.rsplit(".", 1)[-1] in ("scale", "alpha", "zero_point") and (
+                ".wq." in name or ".act_quant_" in name)
+            (grid if is_grid else rest).append(p)
+        return [g for g in ({"params": rest, "lr": lr}, {"params": grid, "lr": grid_lr}) if g["params"]]
+
     def penalty(self) -> torch.Tensor:
         """PACT's L2 regulariser ``λ · Σ α²`` over the learned clips (0 for the other methods)."""
         alphas = [q.alpha for q in self.act_quantizers().values() if q.method == "pact"]

@@ -5,6 +5,8 @@ recipe) on the digits, measured on the test set:
 
 * ``"compare"``: ``model`` × ``method`` × ``bits`` (weights and activations alike, W=A) × ``seed``
   (the fine-tune's batch order and shifts). Values: float, before and after fine-tuning accuracy.
+  The network's two ends (first and last layer, its input and logits) stay at 8 bits, as in
+  Esser et al. 2019 (``keep_ends``): four 2-bit logit levels would tie between classes.
 * ``"init"``: LSQ on ``model`` at ``bits`` with every learned step (activation and weight
   quantizers) multiplied by ``k`` after ``prepare``: accuracy before and after a short fine-tune
   (``ARGS["init_epochs"]`` epochs).
@@ -26,6 +28,7 @@ ARGS = {
     "init_bits": [2, 3, 4],
     "init_factors": [0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0],
     "init_epochs": 3,
+    "keep_ends": 8,  # first/last layer, input and logits at 8 bits (Esser et al. 2019 do the same)
 }
 
 
@@ -70,7 +73,8 @@ def compute(point: dict) -> dict:
     Xt, yt = data.digits("test")
     model = models.load(point["model"])
     b = point["bits"]
-    qm = qat.prepare(model, w_bits=b, a_bits=b, method=point["method"], calibration=X[:ARGS["calibration"]])
+    qm = qat.prepare(model, w_bits=b, a_bits=b, method=point["method"], keep_ends=ARGS["keep_ends"],
+                     calibration=X[:ARGS["calibration"]])
     if point["experiment"] == "init":
         scale_init(qm, point["k"])
         epochs = ARGS["init_epochs"]

@@ -25,7 +25,6 @@ images) and the batch order, so even the PTQ points have a spread.
 
 from __future__ import annotations
 
-import math
 
 import torch
 from torch import nn
@@ -64,33 +63,14 @@ def calibration_batch(X: torch.Tensor, seed: int) -> torch.Tensor:
 
 
 def train(qat_model, X: torch.Tensor, y: torch.Tensor, *, epochs: int, seed: int, every=(), on_epoch=None):
-    """:func:`qkit.qat.finetune` written out, calling ``on_epoch(e)`` after each epoch ``e`` in ``every``.
+    """:func:`qkit.qat.finetune`, calling ``on_epoch(e)`` after each epoch ``e`` in ``every``."""
+    from qkit.qat import finetune  # noqa: PLC0415
 
-    Same optimizer, cosine schedule over ``epochs``, shifts, penalty and seeded generator as
-    :func:`qkit.train.fit`, so ``train(m, X, y, epochs=n, seed=s)`` trains the model ``finetune`` does.
-    """
-    from qkit.qat import FINETUNE  # noqa: PLC0415
-    from qkit.train import shift_pixels  # noqa: PLC0415
-
-    batch = FINETUNE["batch_size"]
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(qat_model.parameters(), lr=FINETUNE["lr"])
-    steps = epochs * math.ceil(len(X) / batch)
-    assert FINETUNE["schedule"] == "cosine", FINETUNE
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 0.5 * (1 + math.cos(math.pi * t / steps)))
-    qat_model.train()
-    for e in range(1, epochs + 1):
-        order = torch.randperm(len(X), generator=gen)
-        for i in range(0, len(X), batch):
-            idx = order[i: i + batch]
-            loss = nn.functional.cross_entropy(qat_model(shift_pixels(X[idx], gen)), y[idx]) + qat_model.penalty()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
+    def hook(e: int) -> None:
         if on_epoch is not None and e in every:
             on_epoch(e)
-    qat_model.eval()
+
+    finetune(qat_model, X, y, epochs=epochs, seed=seed, progress=False, on_epoch=hook)
 
 
 def compute(point: dict) -> dict:

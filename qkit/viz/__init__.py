@@ -6,16 +6,19 @@ a PNG (``render``). Figures are made with ``matplotlib.figure.Figure`` (not
 pyplot), so they never pop up on their own and never leak between cells.
 
 Where a lesson's UI lives: the same module name in ``figures``, ``viz`` and ``widgets``
-(01 ``maps``, 02 ``tensors``, 03 ``kernels``, 04 ``ptq``); the map is in ``qkit.widgets``' docstring.
+(01 ``maps``, 02 ``tensors``, 03 ``kernels``, 04 ``ptq``, 05 ``qat``, 06 ``learned``, 07 ``partial``); the map is in ``qkit.widgets``' docstring.
 """
 
 from qkit.viz.base import (CLIPPED, GRID, INSIDE, ZERO, Blitter, fake_quantize_np, grid_levels, new_figure,
                            png_bytes)
 from qkit.viz.kernels import AccumulatorPlot
+from qkit.viz.learned import InitPlot
 from qkit.viz.maps import NumberLinePlot, WeightGridPlot
+from qkit.viz.partial import BudgetPlot
 from qkit.viz.ptq import CurvesPlot
+from qkit.viz.qat import AccuracyBitsPlot, STEPlot
 from qkit.viz.tensors import CalibrationPlot, GranularityPlot
 
-__all__ = ["AccumulatorPlot", "Blitter", "CLIPPED", "CalibrationPlot", "CurvesPlot", "GRID", "GranularityPlot",
-           "INSIDE", "NumberLinePlot", "WeightGridPlot", "ZERO", "fake_quantize_np", "grid_levels", "new_figure",
-           "png_bytes"]
+__all__ = ["AccumulatorPlot", "AccuracyBitsPlot", "Blitter", "BudgetPlot", "CLIPPED", "CalibrationPlot",
+           "CurvesPlot", "GRID", "GranularityPlot", "INSIDE", "InitPlot", "NumberLinePlot", "STEPlot",
+           "WeightGridPlot", "ZERO", "fake_quantize_np", "grid_levels", "new_figure", "png_bytes"]

@@ -17,6 +17,9 @@ UI packages (``figures`` = static figures, ``viz`` = the plots a panel moves,
     02 quantizing tensors           tensors.py   tensors.py   tensors.py
     03 int8 kernels                 kernels.py   kernels.py   kernels.py
     04 post-training quantization   —            ptq.py       ptq.py
+    05 quantization-aware training  —            qat.py       qat.py
+    06 learned quant. parameters    learned.py   learned.py   learned.py
+    07 partial quantization         partial.py   partial.py   partial.py
     (shared)                        —            base.py      base.py
 
 A new lesson adds ``<topic>.py`` to the packages it needs and re-exports its
@@ -25,9 +28,12 @@ names here; notebooks use only the package-level names (``qkit.widgets.NumberLin
 
 from qkit.widgets.base import Panel
 from qkit.widgets.kernels import AccumulatorPanel
+from qkit.widgets.learned import InitPanel
 from qkit.widgets.maps import NumberLinePanel, WeightBitsPanel
+from qkit.widgets.partial import BudgetPanel
 from qkit.widgets.ptq import BitsCliffPanel, CalibrationSizePanel
+from qkit.widgets.qat import QATGridPanel, STEPanel
 from qkit.widgets.tensors import CalibrationPanel, GranularityPanel
 
-__all__ = ["AccumulatorPanel", "BitsCliffPanel", "CalibrationPanel", "CalibrationSizePanel", "GranularityPanel",
-           "NumberLinePanel", "Panel", "WeightBitsPanel"]
+__all__ = ["AccumulatorPanel", "BitsCliffPanel", "BudgetPanel", "CalibrationPanel", "CalibrationSizePanel",
+           "GranularityPanel", "InitPanel", "NumberLinePanel", "Panel", "QATGridPanel", "STEPanel", "WeightBitsPanel"]

@@ -25,6 +25,7 @@ import torch
 from qkit.qparams import choose_qparams
 from qkit.quant import fake_quantize
 from qkit.viz.qat import AccuracyBitsPlot, STEPlot
+from qkit.qat.describe import point_kinds  # noqa: F401  (the notebook's name for it)
 from qkit.widgets.base import Panel, slider
 
 
@@ -130,51 +131,3 @@ class QATGridPanel(Panel):
             cells.append(f"{m}: PTQ {ptq:.1f} % → QAT {qat:.1f} % ({qat - ptq:+.1f})")
         return (f"<b>W{bits}A8, {epochs} epoch{'s' if epochs != 1 else ''}</b> (means of the seeds): "
                 + " &nbsp;·&nbsp; ".join(cells))
-
-
-def point_kinds(qat_model) -> list[tuple[str, str]]:
-    """``[(node name, what it is)]`` for each requantization point of a :func:`qkit.qat.prepare` model.
-
-    Example:
-        >>> from torch import nn
-        >>> from qkit import qat
-        >>> m = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 3))
-        >>> point_kinds(qat.prepare(m, calibration=torch.randn(4, 1, 4, 4)))
-        [('input_1', 'model input'), ('_1', 'conv + ReLU (fused)'), ('_3', 'linear (logits)')]
-    """
-    import operator  # noqa: PLC0415
-
-    from torch import nn  # noqa: PLC0415
-
-    gm = qat_model.graph_module
-    nodes = {n.name: n for n in gm.graph.nodes}
-    names = list(qat_model.points)
-
-    def layer(n) -> str:
-        mod = gm.get_submodule(n.target) if n.op == "call_module" else None
-        if isinstance(mod, nn.Conv2d):
-            return "depthwise conv" if mod.groups > 1 and mod.groups == mod.in_channels else "conv"
-        return "linear" if isinstance(mod, nn.Linear) else ""
-
-    def kind(n) -> str:
-        if n.op == "placeholder":
-            return "model input"
-        if n.op == "call_function":
-            return {operator.add: "residual add", torch.add: "residual add", torch.cat: "concatenation"}.get(
-                n.target, str(getattr(n.target, "__name__", n.target)))
-        if n.op != "call_module":
-            return str(n.target)
-        mod = gm.get_submodule(n.target)
-        if isinstance(mod, (nn.ReLU, nn.ReLU6)):
-            src = n.args[0]
-            src = src.args[0] if src.op == "call_module" and src.target.startswith("act_quant") else src
-            return f"{layer(src) or kind(src)} + {type(mod).__name__} (fused)"
-        if isinstance(mod, nn.Conv2d):
-            return f"{layer(n)}, no ReLU after it"
-        if isinstance(mod, nn.Linear):
-            return "linear (logits)" if n.name == names[-1] else "linear, no ReLU after it"
-        if isinstance(mod, (nn.AdaptiveAvgPool2d, nn.AvgPool2d)):
-            return "global average pool"
-        return type(mod).__name__
-
-    return [(name, kind(nodes[name])) for name in names]
