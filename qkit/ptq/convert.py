@@ -88,7 +88,8 @@ class _Builder:
                  rounding: str | None = None) -> None:
         self.gm, self.cal, self.per_channel, self.backend = gm, cal, per_channel, backend
         self.skip, self.weight_grids = skip, weight_grids or {}
-        self.rounding = {} if rounding is None else {"rounding": rounding}
+        self.rounding = {} if rounding is None else {"rounding": rounding}  # conv/linear
+        self.pool_rounding = {} if rounding is None else {"rounding": "float64"}  # concat rescale, global pool
         self.modules = dict(gm.named_modules())
         self.graph = fx.Graph()
         self.owned: dict = {}  # target -> module / tensor of the new GraphModule
@@ -227,7 +228,7 @@ class _Builder:
                 n.kwargs.get("keepdim", n.args[2] if len(n.args) > 2 else False))
             y_qp = self.grid(n)
             self.q[n] = (self.call(self.name(n.target if mod else n.name),
-                                   QuantGlobalAvgPool(qp, y_qp, keepdim, **self.rounding), q), y_qp)
+                                   QuantGlobalAvgPool(qp, y_qp, keepdim, **self.pool_rounding), q), y_qp)
             return self.row(n, "int8")
         if key in ADD_CALLS and len(n.args) == 2 and not n.kwargs and all(self.is_float(a) for a in n.args) \
                 and self.is_float(n):
@@ -237,7 +238,7 @@ class _Builder:
             dim = n.args[1] if len(n.args) > 1 else n.kwargs.get("dim", 0)
             ins = [self.int8(a) for a in x]
             y_qp = self.grid(n)
-            self.q[n] = (self.call(self.name(n.name), QuantCat([qp for _, qp in ins], y_qp, dim, **self.rounding),
+            self.q[n] = (self.call(self.name(n.name), QuantCat([qp for _, qp in ins], y_qp, dim, **self.pool_rounding),
                                    *[q for q, _ in ins]), y_qp)
             return self.row(n, "int8")
         if key in SHAPE_CALLS or (key is getattr and n.args[1] in ("shape", "ndim")):
@@ -348,8 +349,8 @@ def convert_int8(gm: fx.GraphModule, cal: Calibration, *, per_channel: bool = Tr
     dequantized and their outputs quantized where an integer op reads them). ``weight_grids``:
     ``{layer name: QParams}`` for weights whose grid was chosen elsewhere (QAT); the others take
     :func:`qkit.weight_qparams` at 8 bits. ``rounding``: the requantization of every conv/linear
-    and of every concatenation and global pool: ``"float64"`` (one rounding) or None (each op's
-    TensorFlow Lite default).
+    (:data:`qkit.fixedpoint.ROUNDINGS`); when given, every concatenation and global pool also rounds
+    once (``"float64"``). None keeps each op's TensorFlow Lite default.
     """
     return _Builder(gm, cal, per_channel=per_channel, backend=backend, skip=frozenset(skip),
                     weight_grids=weight_grids, rounding=rounding).run()

@@ -10,6 +10,13 @@ The integer model therefore computes what training simulated, up to the
 rounding of the int32 bias and of the fixed-point multipliers (measured in
 the tests: argmax agreement on the digits test set).
 
+Every requantization rounds **once**: convolutions and linear layers with
+``rounding="single"`` (the fixed-point product rounded once, TensorFlow Lite's
+single-rounding build; as fast as its two-rounding default), concatenations and
+the global pool with ``"float64"``. TensorFlow Lite's default pair rounds twice,
+and on the small accumulators of low-bit grids its first rounding moves values
+across a level often enough to change some answers at 4 bits and below.
+
 Weights below 8 bits are stored **bit-packed** (:mod:`qkit.pack`): the layer
 keeps ``q_w_packed`` (uint8, ``ceil(n·b/8)`` bytes) in its state, and ``q_w``
 (int8, what the kernels read) is rebuilt from it when a state is loaded, so
@@ -94,7 +101,7 @@ def convert_qat(qat_model: nn.Module, *, backend: str = "fast") -> nn.Module:
     gm.recompile()
     meta = record_ranges(gm, qat_model.example).meta  # the shapes and dtypes the converter reads
     q = convert_int8(gm, Calibration(grids, meta), per_channel=config["per_channel"], backend=backend,
-                     skip=config["skip"], weight_grids=weight_grids, rounding="float64")
+                     skip=config["skip"], weight_grids=weight_grids, rounding="single")
     pack_weights(q, bits)
     q.qat_bits = dict(bits)
     return q.eval()
