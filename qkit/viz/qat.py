@@ -119,7 +119,7 @@ class AccuracyBitsPlot:
         first.set_ylabel("test accuracy (%)")
         handles, labels = first.get_legend_handles_labels()
         self.fig.legend(handles, labels, fontsize=8, loc="upper right", ncol=3, frameon=False)
-        self.fig.suptitle("integer models on the digits test set, PTQ vs QAT: mean of the seeds, bars from min to max",
+        self.fig.suptitle("integer models on the digits test set, PTQ vs QAT: mean over random seeds, bars from min to max",
                           fontsize=10, x=0.01, ha="left")
         self.epoch_labels = {m: ax.text(0.98, 0.04, "", transform=ax.transAxes, ha="right", fontsize=8,
                                         color=INSIDE) for m, ax in self.axes.items()}

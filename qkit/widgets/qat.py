@@ -129,5 +129,5 @@ class QATGridPanel(Panel):
         for m in self.models:
             ptq, qat = self.stats[m, bits, 0][0], self.stats[m, bits, epochs][0]
             cells.append(f"{m}: PTQ {ptq:.1f} % → QAT {qat:.1f} % ({qat - ptq:+.1f})")
-        return (f"<b>W{bits}A8, {epochs} epoch{'s' if epochs != 1 else ''}</b> (means of the seeds): "
+        return (f"<b>W{bits}A8, {epochs} epoch{'s' if epochs != 1 else ''}</b> (means over the random seeds): "
                 + " &nbsp;·&nbsp; ".join(cells))
