@@ -201,9 +201,9 @@ def outputs(model: nn.Module, X: torch.Tensor, batch_size: int = 1024) -> torch.
     return out
 
 
-def _progress(it, show: bool):
+def _progress(it, show: bool, desc: str = "epochs", unit: str = "epoch"):
     if not show:
         return it
     from tqdm.auto import tqdm
 
-    return tqdm(it, desc="epochs", unit="epoch", leave=False)
+    return tqdm(it, desc=desc, unit=unit, leave=False)

@@ -31,7 +31,7 @@ from qkit.partial.sizes import (FLOAT_BITS, Folded, check_bits_map, check_calibr
                                 check_data, check_model, fold)
 from qkit.qparams import QParams, weight_qparams
 from qkit.quant import fake_quantize
-from qkit.train import evaluate
+from qkit.train import _progress, evaluate
 
 
 def quantized_weight(w: torch.Tensor, bits: int) -> torch.Tensor:
@@ -176,7 +176,7 @@ def simulate_bits(model: nn.Module, bits: dict[str, int], calibration=None, *,
 
     Example:
         >>> from qkit import data, models
-        >>> from qkit.train import evaluate
+        >>> from qkit.train import _progress, evaluate
         >>> X, y = data.digits("test")
         >>> mlp = models.load("mlp")
         >>> sim = simulate_bits(mlp, {"fc1": 2}, X[:64])     # fc2 float, activations 8-bit
@@ -204,8 +204,4 @@ def simulate_bits(model: nn.Module, bits: dict[str, int], calibration=None, *,
 
 
 def _bar(it, show: bool):
-    if not show:
-        return it
-    from tqdm.auto import tqdm
-
-    return tqdm(it, desc="layers", unit="layer", leave=False)
+    return _progress(it, show, desc="layers", unit="layer")

@@ -33,6 +33,7 @@ from torch import nn
 
 from qkit._checks import as_tensor, check_int
 from qkit.graph import fold_batchnorm
+from qkit.ptq.calibrate import check_calibration as ptq_check_calibration
 
 FLOAT_BITS = 32  # "keep this layer in float"
 ACTIVATIONS = (nn.ReLU, nn.ReLU6)
@@ -221,15 +222,8 @@ def check_data(X, y) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def check_calibration(calibration) -> torch.Tensor:
-    """The calibration batch as a float32 tensor (numpy accepted), not empty, finite."""
+    """The calibration batch as a float32 tensor (numpy accepted), not empty, finite (ptq's checks)."""
     if calibration is None:
         raise ValueError("activations need calibration data: pass a batch of representative inputs "
                          "(e.g. 256 training images), or act_bits=None for float activations")
-    cal = as_tensor("calibration", calibration)
-    if not cal.is_floating_point():
-        raise TypeError(f"calibration must hold floating-point inputs; got dtype {cal.dtype}")
-    if cal.dim() == 0 or cal.numel() == 0:
-        raise ValueError(f"calibration is empty (shape {tuple(cal.shape)}): pass at least one sample")
-    if not torch.isfinite(cal).all():
-        raise ValueError("calibration contains NaN or inf: every calibration input must be finite")
-    return cal.float()
+    return ptq_check_calibration(calibration)

@@ -44,6 +44,19 @@ def _check_w_bits(w_bits, layers: list[str]):
     return check_int("w_bits", w_bits, low=1, high=8)
 
 
+def with_ends(w_bits, layers: list[str], ends: int) -> dict[str, int]:
+    """``w_bits`` (an int, or ``{layer: bits}`` with 8 for the others) as a dict over ``layers``, the first
+    and the last layer at ``ends`` bits: the weights ``keep_ends`` gives.
+
+    Example:
+        >>> with_ends(1, ["stem", "mid", "fc"], 8)
+        {'stem': 8, 'mid': 1, 'fc': 8}
+    """
+    given = w_bits if isinstance(w_bits, dict) else {}
+    default = 8 if isinstance(w_bits, dict) else w_bits
+    return {name: given.get(name, default) for name in layers} | {layers[0]: ends, layers[-1]: ends}
+
+
 def prepare(model: nn.Module, *, w_bits=8, a_bits: int = 8, method: str = "minmax", per_channel: bool = True,
             skip=(), calibration=None, keep_ends: int | None = None, learn_zero_point: bool = False,
             ema_steps: int = 50, pact_decay: float = 1e-4) -> QATModel:
@@ -86,9 +99,7 @@ def prepare(model: nn.Module, *, w_bits=8, a_bits: int = 8, method: str = "minma
     w_bits = _check_w_bits(w_bits, layers)
     if keep_ends is not None:
         keep_ends = check_int("keep_ends", keep_ends, low=2, high=8)
-        given = w_bits if isinstance(w_bits, dict) else {}
-        default = 8 if isinstance(w_bits, dict) else w_bits
-        w_bits = {name: given.get(name, default) for name in layers} | {layers[0]: keep_ends, layers[-1]: keep_ends}
+        w_bits = with_ends(w_bits, layers, keep_ends)
     skip = check_skip(fold_batchnorm(model), skip)
     if calibration is None and method != "minmax":
         raise ValueError(f"method={method!r} learns its grids from an initial value: pass calibration=X, a batch "
@@ -137,4 +148,4 @@ def convert(qat_model: QATModel, *, backend: str = "fast") -> nn.Module:
     return convert_qat(qat_model, backend=backend)
 
 
-__all__ = ["FINETUNE", "METHODS", "QATModel", "convert", "finetune", "lsq_quantize", "pact", "prepare"]
+__all__ = ["FINETUNE", "METHODS", "QATModel", "convert", "finetune", "lsq_quantize", "pact", "prepare", "with_ends"]

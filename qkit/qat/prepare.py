@@ -29,7 +29,7 @@ from torch import nn
 
 from qkit.graph import fold_batchnorm, set_module
 from qkit.ptq.calibrate import Calibration, check_calibration, record_ranges
-from qkit.ptq.convert import convert_int8
+from qkit.ptq.convert import ALIAS_MODULES, PASS_CALLS, PASS_MODULES, RELU_CALLS, RELU_MODULES, convert_int8
 from qkit.qat.quantizers import ActQuant, qat_layer
 
 
@@ -62,7 +62,10 @@ def requant_points(gm: fx.GraphModule, x: torch.Tensor, skip=()) -> tuple[list[s
     return sorted(asked.asked, key=order.index), cal
 
 
-PASS = (nn.MaxPool2d, nn.Flatten, nn.Identity, nn.Dropout, nn.ReLU, nn.ReLU6, nn.Unflatten)
+# Ops that keep their input's grid in the integer model (the converter's own lists): the value after them
+# is still on the grid of the quantizer before them.
+PASS_MODULES = ALIAS_MODULES + PASS_MODULES + tuple(RELU_MODULES)
+PASS_TARGETS = set(PASS_CALLS) | set(RELU_CALLS)
 
 
 def _link_inputs(gm: fx.GraphModule, targets: set) -> None:
@@ -80,9 +83,8 @@ def _link_inputs(gm: fx.GraphModule, targets: set) -> None:
 def _source(n, modules: dict, targets: set):
     """The ActQuant node whose grid ``n``'s value is on (through max-pool, flatten, …), or None."""
     while isinstance(n, fx.Node) and n.op != "placeholder" and n.target not in targets and (
-            (n.op == "call_module" and isinstance(modules[n.target], PASS))
-            or n.op in ("call_function", "call_method") and getattr(n.target, "__name__", n.target) in (
-                "flatten", "view", "reshape", "relu", "max_pool2d", "contiguous")):
+            (n.op == "call_module" and isinstance(modules[n.target], PASS_MODULES))
+            or n.op in ("call_function", "call_method") and n.target in PASS_TARGETS):
         n = n.args[0]
     return n if isinstance(n, fx.Node) and n.op == "call_module" and n.target in targets else None
 

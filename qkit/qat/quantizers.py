@@ -41,7 +41,7 @@ from torch import nn
 
 from qkit.qat.functions import lsq_grad_scale, lsq_quantize, pact, sign_ste
 from qkit.qat.lsq_plus import lsq_plus_quantize
-from qkit.fixedpoint import round_half_away
+from qkit.ptq.modules import multiply_real
 from qkit.qparams import QParams, choose_qparams, qrange, weight_qparams
 from qkit.quant import fake_quantize
 
@@ -168,7 +168,7 @@ class ActQuant(nn.Module):
         """
         x_qp, y_qp = source.qparams(), self.qparams()
         acc = torch.round(mean.double() * hw / float(x_qp.scale))  # float64, exact integers
-        y = round_half_away(acc * (float(x_qp.scale) / (hw * float(y_qp.scale))))  # as multiply_real
+        y = multiply_real(acc, float(x_qp.scale) / (hw * float(y_qp.scale)))  # int64, the pool's own rounding
         z = int(y_qp.zero_point)
         return (torch.clamp(y + z, y_qp.qmin, y_qp.qmax) - z).float() * y_qp.scale  # float32 on this grid
 

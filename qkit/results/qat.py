@@ -51,9 +51,9 @@ def w_bits_of(model: nn.Module, bits: int):
         return bits
     from qkit.graph import fold_batchnorm  # noqa: PLC0415
     from qkit.ptq import layer_names  # noqa: PLC0415
+    from qkit.qat import with_ends  # noqa: PLC0415
 
-    names = layer_names(fold_batchnorm(model))
-    return {name: 8 if name in (names[0], names[-1]) else 1 for name in names}
+    return with_ends(1, layer_names(fold_batchnorm(model)), 8)  # as prepare(..., keep_ends=8) sets the weights
 
 
 def calibration_batch(X: torch.Tensor, seed: int) -> torch.Tensor:
