@@ -205,6 +205,17 @@ def test_direct_kernel_serves_every_size_and_gives_the_eager_bits(monkeypatch):
     assert len(c.direct) == 1 and c.fn is None and c.mode == "direct"
 
 
+@pytest.mark.parametrize("direct", [True, False])
+def test_a_trace_made_with_one_tensor_twice_is_not_reused_for_two(monkeypatch, direct):
+    """The single rounding passes round_up as round_down too; the double rounding then passes two tensors."""
+    monkeypatch.setattr(compiled, "direct_trusted", lambda: direct)
+    c = Compiled(lambda x, up, down: torch.where(x >= 0, x + up, x + down), "test kernel")
+    x, up = torch.arange(-20, 20).reshape(4, 10), torch.full((10,), 7)
+    assert torch.equal(c(x, up, up), torch.where(x >= 0, x + 7, x + 7))
+    down = torch.full((10,), -5)
+    assert torch.equal(c(x, up, down), torch.where(x >= 0, x + 7, x - 5))
+
+
 def test_a_wrong_direct_kernel_gives_way_to_torch_compile(monkeypatch):
     def compile_fx_wrong(gm, fakes):
         return lambda *args: [gm(*args) + 1]  # inductor's kernel, giving other bits
@@ -243,7 +254,7 @@ for name in ("mlp", "resnet", "inception"):
             if isinstance(mod, (QuantConv2d, QuantLinear)):
                 mod.backend = "ref"
         assert torch.equal(got, model(Xt[:100])), name
-print([c.mode for c in (fast._Compiled, fast._FLOAT_EPILOGUE, modules.ADD, modules.POOL)])
+print([c.mode for c in (fast._Compiled, fast._FLOAT64, fast._FLOAT_EPILOGUE, modules.ADD, modules.POOL)])
 """
 
 

@@ -73,13 +73,80 @@ def test_linear_backends_bit_exact_and_within_one_level_of_float(
     assert (out["ref"].int() - expected).abs().max() <= 1
 
 
-def test_fast_really_runs_the_compiled_epilogue():
+EPILOGUES = {"float64": "_FLOAT64", "double": "_Compiled"}  # which compiled kernel each rounding runs
+
+
+@pytest.mark.parametrize("rounding", sorted(EPILOGUES))
+def test_fast_really_runs_the_compiled_epilogue(rounding):
     q_x, x_qp, q_w, w_qp, bias, y_qp, _ = linear_case(0, 5, 40, 6, 3, True, True, 1.0)
+    kernel = getattr(fast, EPILOGUES[rounding])
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a failed compilation would warn
-        out = int8_linear(q_x, x_qp, q_w, w_qp, bias, y_qp)
-    assert fast._Compiled.ran and not fast._Compiled.failed
-    assert torch.equal(out, int8_linear(q_x, x_qp, q_w, w_qp, bias, y_qp, backend="ref"))
+        out = int8_linear(q_x, x_qp, q_w, w_qp, bias, y_qp, rounding=rounding)
+    assert kernel.ran and not kernel.failed
+    assert torch.equal(out, int8_linear(q_x, x_qp, q_w, w_qp, bias, y_qp, backend="ref", rounding=rounding))
+
+
+def float64_rounding(acc, real, z_y=0, qmin=-128, qmax=127):
+    """TFLite's reference FULLY_CONNECTED rounding, written out: round(fl(acc · M)), ties away, clamped."""
+    v = acc.double() * real  # float64, one IEEE product per output
+    r = torch.trunc(v) + torch.where((v - torch.trunc(v)).abs() >= 0.5, torch.sign(v), 0.0)
+    return torch.clamp(r + z_y, qmin, qmax).to(torch.int8)
+
+
+def near_tie_case(gen, m=48, rows=64):
+    """Multipliers fl(h / a0) (a0·M lands within an ulp of the half-integer h), a0 and its neighbours, and
+    multipliers from 2**-36 to 2**25 (small D: many outputs near a tie), plus exact ties (M = k / 2**j)."""
+    a0 = torch.randint(1, 2**24, (m,), generator=gen)
+    h = torch.randint(-120, 120, (m,), generator=gen).double() + 0.5
+    reals = torch.cat([h.abs() / a0.double(), torch.exp2(torch.empty(m).uniform_(-36, 25, generator=gen)).double(),
+                       torch.tensor([0.5, 0.25, 0.75, 1.5, 3 * 2.0**-12, 2.0**-36, 2.0**25], dtype=torch.float64)])
+    acc = torch.randint(-(2**31), 2**31, (rows, reals.numel()), generator=gen, dtype=torch.int64)
+    acc[:, :m] = (a0 * h.sign().long()) + torch.randint(-1, 2, (rows, m), generator=gen) * (torch.arange(rows) % 2)[:, None]
+    scaled = (torch.randn(rows, m, generator=gen, dtype=torch.float64) * 150 / reals[m:2 * m]).round()
+    acc[:, m:2 * m] = scaled.clamp(-(2**31), 2**31 - 1).long()
+    acc[:, 2 * m:] = torch.randint(-3000, 3000, (rows, 7), generator=gen)
+    acc[:3] = torch.tensor([-(2**31), 2**31 - 1, 0])[:, None]
+    return acc.to(torch.int32), reals
+
+
+def test_float64_rounding_in_integers_gives_the_float64_bits():
+    """epilogue_float64 (eager and compiled) and requantize equal round(fl(acc·M)), near-ties built on purpose."""
+    gen = torch.Generator().manual_seed(11)
+    flagged = 0
+    for _ in range(4):
+        acc, reals = near_tie_case(gen)
+        z_y, y_qp = 5, grid(1.0, 5)
+        want = float64_rounding(acc, reals, z_y)
+        zeros, shift = torch.zeros(reals.numel(), dtype=torch.int32), torch.zeros(reals.numel(), dtype=torch.int32)
+        prepared = fast.Prepared(zeros, reals, shift, True, fast.fused_constants(reals, shift, y_qp, "float64"),
+                                 y_qp, "float64")
+        raw, near_ties = fast.epilogue_float64(acc, zeros, *prepared.fused_args)
+        wrong = raw != want
+        assert not (wrong & ~fast_near_mask(acc, reals)).any()  # only flagged outputs may be off before the fix
+        flagged += int(near_ties)
+        assert torch.equal(fast.requantize(acc, prepared, fused=True), want)
+        assert torch.equal(fast.requantize(acc, prepared, fused=False), want)
+    assert flagged > 0  # the float64 recomputation was exercised
+
+
+def fast_near_mask(acc, reals):
+    """Outputs whose exact a·M lies within 2**-40 of a half-integer (a superset of what the epilogue flags)."""
+    exact = acc.double() * reals  # close enough to locate near-ties (error ~2**-44 for |a·M| < 2**10)
+    return ((exact.abs() - exact.abs().floor() - 0.5).abs() < 2.0**-40) | (exact.abs() >= 2.0**9)
+
+
+def test_float64_epilogue_refuses_multipliers_outside_its_range():
+    """M >= 2**26 or < 2**-36 (D out of 1..62) takes the eager float64 path: still the float64 bits."""
+    q_x, x_qp, q_w, w_qp, bias, y_qp, _ = linear_case(5, 4, 20, 3, 0, False, False, 1.0)
+    for real in (2.0**-37, 2.0**26):
+        reals = torch.full((3,), real, dtype=torch.float64)
+        shift, y = torch.zeros(3, dtype=torch.int32), grid(1.0, 0)
+        prepared = fast.Prepared(torch.zeros(3, dtype=torch.int32), reals, shift,
+                                 fast._build(q_w, None, x_qp, w_qp, y, "float64").fusable,
+                                 fast.fused_constants(reals, shift, y, "float64"), y, "float64")
+        acc = torch.tensor([[3, -2**20, 2**30]], dtype=torch.int32).repeat(2, 1)
+        assert torch.equal(fast.requantize(acc, prepared), float64_rounding(acc, reals))
 
 
 def test_compiled_epilogue_is_traced_once_for_all_sizes(monkeypatch):
@@ -148,7 +215,8 @@ def test_fused_epilogue_equals_multiply_by_quantized_multiplier(rounding):
     assert torch.equal(fast.requantize(acc[:1], prepared, fused=True), want[:1].to(torch.int8))
 
 
-def test_fast_falls_back_to_eager_once_when_compile_fails(monkeypatch):
+@pytest.mark.parametrize("rounding", sorted(EPILOGUES))
+def test_fast_falls_back_to_eager_once_when_compile_fails(monkeypatch, rounding):
     def broken_compile(fn, **kwargs):
         def run(*args):
             raise RuntimeError("no C++ compiler here")
@@ -159,18 +227,19 @@ def test_fast_falls_back_to_eager_once_when_compile_fails(monkeypatch):
 
     monkeypatch.setattr(torch, "compile", broken_compile)
     monkeypatch.setattr(compiled, "compile_fx", broken_inductor)  # the direct path fails first
-    monkeypatch.setattr(fast._Compiled, "fn", None)
-    monkeypatch.setattr(fast._Compiled, "failed", False)
-    monkeypatch.setattr(fast._Compiled, "seen", set())
-    monkeypatch.setattr(fast._Compiled, "direct", {})
-    monkeypatch.setattr(fast._Compiled, "direct_failed", False)
+    kernel = getattr(fast, EPILOGUES[rounding])
+    monkeypatch.setattr(kernel, "fn", None)
+    monkeypatch.setattr(kernel, "failed", False)
+    monkeypatch.setattr(kernel, "seen", set())
+    monkeypatch.setattr(kernel, "direct", {})
+    monkeypatch.setattr(kernel, "direct_failed", False)
     q_x, x_qp, q_w, w_qp, bias, y_qp, _ = linear_case(4, 9, 30, 5, -7, True, True, 1.0)
-    want = int8_linear(q_x, x_qp, q_w, w_qp, bias, y_qp, backend="ref")
+    want = int8_linear(q_x, x_qp, q_w, w_qp, bias, y_qp, backend="ref", rounding=rounding)
     with pytest.warns(UserWarning, match="torch.compile .* failed"):
-        assert torch.equal(int8_linear(q_x, x_qp, q_w, w_qp, bias, y_qp), want)
+        assert torch.equal(int8_linear(q_x, x_qp, q_w, w_qp, bias, y_qp, rounding=rounding), want)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the warning is given once only
-        assert torch.equal(int8_linear(q_x, x_qp, q_w, w_qp, bias, y_qp), want)
+        assert torch.equal(int8_linear(q_x, x_qp, q_w, w_qp, bias, y_qp, rounding=rounding), want)
 
 
 def test_k_of_one_is_exact():

@@ -69,6 +69,14 @@ def _layout(a: torch.Tensor) -> tuple:
     return a.dtype, tuple(s == 1 for s in a.shape), order, a.is_contiguous()
 
 
+def _aliases(args) -> tuple:
+    """Which arguments are one and the same tensor. A trace made where two arguments were the same
+    object reads one input for both (make_fx merges them); reused for distinct tensors, it gave
+    wrong bits (the single rounding passes ``round_up`` twice, the double rounding two tensors)."""
+    seen: dict = {}
+    return tuple(seen.setdefault(id(a), i) for i, a in enumerate(args) if isinstance(a, torch.Tensor))
+
+
 def _no_autograd_cache(active: bool = True):
     """AOT autograd's on-disk cache off (it also serves compiled kernels), or a no-op."""
     if not active:
@@ -147,7 +155,8 @@ class Compiled:
     def __call__(self, *args):
         if self.failed:
             return self.eager(*args)
-        sig = (tuple(_layout(a) for a in args if isinstance(a, torch.Tensor)), torch.is_inference_mode_enabled())
+        sig = (tuple(_layout(a) for a in args if isinstance(a, torch.Tensor)), torch.is_inference_mode_enabled(),
+               _aliases(args))
         direct = self.direct.get(sig)
         if direct is not None:
             with torch.no_grad():

@@ -41,6 +41,27 @@ Equation: ``x ≈ scale * (q - zero_point)``; the math is derived in
    ``shift > 0`` (``M >= 1``) takes the eager epilogue, which raises if
    ``acc · 2**shift`` leaves int32. If compilation fails, a warning is given
    once and the eager epilogue is used from then on.
+4. **TensorFlow Lite's float64 rounding, in integers.** ``rounding="float64"``
+   (the reference FULLY_CONNECTED) is ``round(fl(a · M))`` with ``a = acc + offset``,
+   ``fl`` the IEEE double product and ``round`` ties away from zero. Compiled as
+   float64 code it cost twice the ``_int_mm`` it follows (int32 -> float64 -> int32
+   conversions vectorise badly); :func:`epilogue_float64` gets the same integers
+   from int64 arithmetic (:func:`float64_constants`):
+
+   * ``M = mant · 2**-E`` exactly, ``mant < 2**53`` an integer (``frexp``). Split
+     ``mant = mh · 2**26 + ml``: ``a·mh`` and ``a·ml`` are exact in int64, and
+     ``a·M·2**D = T + f`` with ``T = a·mh + floor(a·ml / 2**26)``, ``0 <= f < 1``,
+     ``D = E - 26``. Rounding the *exact* product half away from zero is then
+     ``(T + 2**(D-1)) >> D`` for ``T >= 0`` and ``-((2**(D-1) - T - [f > 0]) >> D)``
+     below (``f``'s floor moves the tie by one unit there).
+   * ``fl`` changes that result only where it moves ``a·M`` onto a half-integer
+     ``h``: ``fl`` is monotone and ``h`` (``|h| < 2**10``, beyond that both clamp)
+     is a double, so ``|a·M - h| <= ulp(h)/2 <= 2**-44``. The epilogue counts the
+     outputs within ``2**-42`` of a half-integer (exact ties excluded: ``fl`` of a
+     double is itself); that count is almost always 0 (about ``2**-(D-2)`` of the
+     outputs when ``D < 42``), and when it is not, the layer's outputs are
+     recomputed in float64 eagerly. So the bits are the float64 ones, always
+     (``tests/test_kernels.py`` checks it on near-ties built on purpose).
 
 The int8 × int8 → int32 matmul itself is :func:`int8_matmul`: the exact path
 (``torch._int_mm``, a chunked float32 GEMM or ONNX Runtime) that
@@ -65,7 +86,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from qkit.fixedpoint import check_rounding, round_half_away
+from qkit.fixedpoint import check_rounding
 from qkit.kernels import conv, conv_engine, engine, ref
 from qkit.kernels.compiled import Compiled
 from qkit.qparams import QParams
@@ -103,7 +124,11 @@ def _build(q_w2: torch.Tensor, bias, x_qp: QParams, w_qp: QParams, y_qp: QParams
     row_sums = q_w2.to(torch.int32).sum(dim=1)  # (M,) int32, |.| <= 128 K
     offset = (bias_q.long() - z_x * row_sums.long()).to(torch.int32)  # (M,) fits by stage 4
     fused_args = fused_constants(multiplier, shift, y_qp, rounding)
-    return Prepared(offset, multiplier, shift, bool((shift <= 0).all()), fused_args, y_qp, rounding)
+    if rounding == "float64":  # the integer emulation covers 2**-36 <= M < 2**26 (float64_constants)
+        fusable = bool(((multiplier >= 2.0 ** -36) & (multiplier < 2.0 ** 26)).all())
+    else:
+        fusable = bool((shift <= 0).all())
+    return Prepared(offset, multiplier, shift, fusable, fused_args, y_qp, rounding)
 
 
 def rounding_constants(shift: torch.Tensor, rounding: str = "double") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -160,13 +185,68 @@ def fused_constants(multiplier: torch.Tensor, shift: torch.Tensor, y_qp: QParams
     and ``(z_y, qmin_y - z_y, qmax_y - z_y)`` (int32 ``(3,)``). For shifts <= 0 only.
 
     ``rounding="float64"``: ``multiplier`` is the real ``M`` (float64, from
-    ``ref.output_multipliers``), kept as float64; the three shift constants are unused zeros."""
+    ``ref.output_multipliers``); the constants are :func:`epilogue_float64`'s
+    (:func:`float64_constants`) and ``out``."""
     z_y = int(y_qp.zero_point)
     out = torch.tensor([z_y, y_qp.qmin - z_y, y_qp.qmax - z_y], dtype=torch.int32)  # (3,)
     if check_rounding(rounding) == "float64":
-        unused = torch.zeros_like(multiplier, dtype=torch.int64)  # (M,)
-        return (multiplier.double(), unused, unused, unused, out)
+        return (*float64_constants(multiplier), out)
     return (multiplier.long(), *rounding_constants(shift, rounding), out)
+
+
+_LOW = 26  # mant = mh · 2**26 + ml (module docstring, item 4)
+
+
+def float64_constants(real: torch.Tensor) -> tuple:
+    """``(mh, ml, D, half, mask, near)``, int64 ``(M,)`` each: ``M = (mh·2**26 + ml) · 2**-(D+26)``.
+
+    ``half = 2**(D-1)``, ``mask = 2**D - 1`` and ``near = floor(2**(D-42))``: how close
+    to a half-integer (in units of ``2**-D``) an output must come to be recomputed in
+    float64 (module docstring, item 4). Valid for ``2**-36 <= M < 2**26``
+    (``1 <= D <= 62``); other multipliers give ``D = 1`` here and the eager epilogue.
+
+    Example:
+        >>> mh, ml, d, half, mask, near = float64_constants(torch.tensor([0.375], dtype=torch.float64))
+        >>> int(mh) * 2**26 + int(ml), int(d) + 26   # 0.375 = 3 · 2**51 / 2**53
+        (6755399441055744, 54)
+    """
+    fraction, exponent = torch.frexp(real.double())  # real = fraction · 2**exponent, fraction in [0.5, 1)
+    mant = (fraction * 2.0 ** 53).long()  # (M,) int64, exact: 53-bit integers
+    d = (27 - exponent.long()).clamp(1, 62)  # (M,) int64: D = E - 26, E = 53 - exponent
+    one = torch.ones_like(d)
+    near = torch.where(d > 42, one << (d - 42).clamp(min=0), 0)  # (M,) int64
+    return mant >> _LOW, mant & ((1 << _LOW) - 1), d, one << (d - 1), (one << d) - 1, near
+
+
+def epilogue_float64(acc, offset, mh, ml, d, half, mask, near, out):
+    """``round(fl((acc + offset) · M))`` -> int8, clamped, in int64 arithmetic; and how many outputs came near a tie.
+
+    Module docstring, item 4. The selects are arithmetic (an int64 sign shifted down is
+    ``-1`` or ``0``), as in :func:`rounding_multiply`. Returns ``(int8 (R, M), int64 count)``;
+    a count above 0 means: recompute in float64 (:func:`requantize` does).
+
+    Example:
+        >>> acc = torch.tensor([[10, -10, 5, -5, 1000]], dtype=torch.int32)   # M = 0.3: 3, -3, 1.5, -1.5
+        >>> y_qp = QParams(torch.tensor(1.0), torch.tensor(0, dtype=torch.int32), -128, 127)
+        >>> consts = fused_constants(torch.tensor([0.3], dtype=torch.float64), None, y_qp, "float64")
+        >>> epilogue_float64(acc, torch.zeros(1, dtype=torch.int32), *consts)   # 5·fl(0.3) < 1.5 ...
+        (tensor([[  3,  -3,   1,  -1, 127]], dtype=torch.int8), tensor(2))
+        >>> 5 * 0.3    # ... but fl rounds the product onto the tie: two outputs to recompute in float64
+        1.5
+    """
+    a = (acc + offset).to(torch.int64)  # (R, M) int64, |a| < 2**31
+    lo = a * ml  # (R, M) int64, |.| < 2**57
+    t = a * mh + (lo >> _LOW)  # (R, M) int64: floor(a·M·2**D)
+    f = ((lo & ((1 << _LOW) - 1)) + ((1 << _LOW) - 1)) >> _LOW  # (R, M) int64: 1 if the dropped bits are not 0
+    up = (t + half) >> d  # (R, M) int64: rounded, for t >= 0
+    down = -((half - t - f) >> d)  # (R, M) int64: rounded, for t < 0
+    r = up + ((t >> 63) & (down - up))  # (R, M) int64
+    w = (t + half) & mask  # (R, M) int64: where a·M·2**D sits between two ties
+    exact_tie = ((w - 1) >> 63) & (1 - f)  # 1 where a·M is a half-integer exactly
+    low = (((w - near - 2) >> 63) & 1) - exact_tie  # just above a tie
+    high = ((mask - near - 2 - w) >> 63) & 1  # just below the next one
+    r = torch.clamp(r, out[1].long(), out[2].long()).to(torch.int32)  # (R, M) int32, shifted grid bounds
+    return (r + out[0]).to(torch.int8), (low | high).sum()  # (R, M) int8; int64 count
 
 
 def _snapshot(qps) -> tuple:
@@ -240,16 +320,13 @@ def epilogue(acc, offset, multiplier, total_shift, round_up, round_down, out):
         >>> epilogue(acc, torch.zeros(1, dtype=torch.int32), *consts)   # 1.5 -> 2, -1.5 -> -2
         tensor([[  3,  -3,   2,  -2, 127]], dtype=torch.int8)
     """
-    if multiplier.is_floating_point():  # rounding="float64": C's round(double(acc) * M), as fixedpoint
-        v = (acc + offset).to(torch.float64) * multiplier  # (R, M) float64, one IEEE product
-        r = torch.clamp(round_half_away(v), out[1], out[2]).to(torch.int32)  # (R, M) int32, clamped before the cast
-        return (r + out[0]).to(torch.int8)  # (R, M) int8
     r = rounding_multiply(acc + offset, multiplier, total_shift, round_up, round_down)  # (R, M) int64; exact
     r = torch.clamp(r.to(torch.int32), out[1], out[2])  # (R, M) int32, shifted grid bounds
     return (r + out[0]).to(torch.int8)  # (R, M) int8
 
 
 _Compiled = Compiled(epilogue, "int8 requantization epilogue")  # checked against eager per new trace
+_FLOAT64 = Compiled(epilogue_float64, "int8 requantization epilogue (float64 rounding, in integers)")
 
 
 def _fused(acc: torch.Tensor, prepared: Prepared):
@@ -263,7 +340,12 @@ def _fused(acc: torch.Tensor, prepared: Prepared):
 
 def requantize(acc: torch.Tensor, prepared: Prepared, fused: bool = True) -> torch.Tensor:
     """int32 ``(R, M)`` ``Σ q_x q_w`` -> int8 ``(R, M)``: fused if possible, else eager (via fixedpoint)."""
-    if fused and prepared.fusable:
+    if fused and prepared.fusable and prepared.rounding == "float64":
+        if not _FLOAT64.failed:
+            out, near_ties = _FLOAT64(acc, prepared.offset, *prepared.fused_args)  # (R, M) int8; count
+            if int(near_ties) == 0:
+                return out
+    elif fused and prepared.fusable:
         out = _fused(acc, prepared)
         if out is not None:
             return out
@@ -339,8 +421,8 @@ _FLOAT_EPILOGUE = Compiled(epilogue_float, "int8 requantization epilogue (float3
 
 def requantize_rows(acc: torch.Tensor, prepared: Prepared, fused: bool = True) -> torch.Tensor:
     """:func:`requantize` for an int32 or an exact-integer float32 ``(R, M)`` accumulator -> int8 ``(R, M)``."""
-    if acc.dtype == torch.int32:
-        return requantize(acc, prepared, fused)
+    if acc.dtype == torch.int32 or prepared.rounding == "float64":
+        return requantize(acc.to(torch.int32), prepared, fused)
     if fused and prepared.fusable and not _Compiled.failed:
         return _FLOAT_EPILOGUE(acc, prepared.offset, *prepared.fused_args)  # (R, M) int8
     return requantize(acc.to(torch.int32), prepared, fused)  # (R, M) int8
