@@ -142,8 +142,10 @@ class Compiled:
                 compiled = compile_fx(gm, fakes)
 
             def direct(*call_args):
-                out = compiled(*call_args)
-                return out[0] if isinstance(out, (list, tuple)) and not isinstance(want, tuple) else out
+                out = compiled(*call_args)  # inductor returns a list of outputs
+                if isinstance(want, tuple):
+                    return tuple(out)
+                return out[0] if isinstance(out, (list, tuple)) else out
 
             with torch.no_grad():
                 if _equal(direct(*args), want):
