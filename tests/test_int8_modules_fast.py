@@ -216,6 +216,17 @@ def test_a_trace_made_with_one_tensor_twice_is_not_reused_for_two(monkeypatch, d
     assert torch.equal(c(x, up, down), torch.where(x >= 0, x + 7, x - 5))
 
 
+def test_a_direct_kernel_with_two_outputs_serves_them_as_a_tuple(monkeypatch):
+    """The float64 epilogue returns (int8 outputs, near-tie count): the direct path must take it, not give way."""
+    monkeypatch.setattr(compiled, "direct_trusted", lambda: True)
+    c = Compiled(lambda x: (x * 3, (x > 2).sum()), "test kernel")
+    x = torch.arange(8)
+    out = c(x)
+    assert c.mode == "direct" and isinstance(out, tuple)
+    again = c(torch.arange(5))
+    assert isinstance(again, tuple) and torch.equal(again[0], torch.arange(5) * 3) and int(again[1]) == 2
+
+
 def test_a_wrong_direct_kernel_gives_way_to_torch_compile(monkeypatch):
     def compile_fx_wrong(gm, fakes):
         return lambda *args: [gm(*args) + 1]  # inductor's kernel, giving other bits
