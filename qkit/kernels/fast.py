@@ -185,12 +185,12 @@ def fused_constants(multiplier: torch.Tensor, shift: torch.Tensor, y_qp: QParams
     and ``(z_y, qmin_y - z_y, qmax_y - z_y)`` (int32 ``(3,)``). For shifts <= 0 only.
 
     ``rounding="float64"``: ``multiplier`` is the real ``M`` (float64, from
-    ``ref.output_multipliers``); the constants are :func:`epilogue_float64`'s
-    (:func:`float64_constants`) and ``out``."""
+    ``ref.output_multipliers``); the constants are :func:`epilogue_float64`'s:
+    :func:`float64_constants` stacked into one ``(6, M)`` tensor, and ``out``."""
     z_y = int(y_qp.zero_point)
     out = torch.tensor([z_y, y_qp.qmin - z_y, y_qp.qmax - z_y], dtype=torch.int32)  # (3,)
     if check_rounding(rounding) == "float64":
-        return (*float64_constants(multiplier), out)
+        return torch.stack(float64_constants(multiplier)), out  # (6, M) int64: one argument, not six
     return (multiplier.long(), *rounding_constants(shift, rounding), out)
 
 
@@ -218,7 +218,7 @@ def float64_constants(real: torch.Tensor) -> tuple:
     return mant >> _LOW, mant & ((1 << _LOW) - 1), d, one << (d - 1), (one << d) - 1, near
 
 
-def epilogue_float64(acc, offset, mh, ml, d, half, mask, near, out):
+def epilogue_float64(acc, offset, consts, out):
     """``round(fl((acc + offset) · M))`` -> int8, clamped, in int64 arithmetic; and how many outputs came near a tie.
 
     Module docstring, item 4. The selects are arithmetic (an int64 sign shifted down is
@@ -234,6 +234,7 @@ def epilogue_float64(acc, offset, mh, ml, d, half, mask, near, out):
         >>> 5 * 0.3    # ... but fl rounds the product onto the tie: two outputs to recompute in float64
         1.5
     """
+    mh, ml, d, half, mask, near = consts  # (M,) int64 each: float64_constants, stacked
     a = (acc + offset).to(torch.int64)  # (R, M) int64, |a| < 2**31
     lo = a * ml  # (R, M) int64, |.| < 2**57
     t = a * mh + (lo >> _LOW)  # (R, M) int64: floor(a·M·2**D)
