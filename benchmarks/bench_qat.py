@@ -1,6 +1,7 @@
 """Quantization-aware training on the zoo CNNs: accuracy over seeds, file sizes, mixed precision — issue 9's budgets.
 
-Run: ``python benchmarks/bench_qat.py [--seeds 3] [--jobs 2] [--quick]``.
+Run: ``python benchmarks/bench_qat.py [--seeds 3] [--jobs 2] [--quick] [--parts qat,kd,sizes,mixed]``
+(``kd``: the same fine-tunes with the float model as teacher, ``qat.finetune(teacher=...)``).
 
 Every accuracy is the digits test split (359 images), the mean over ``--seeds``
 fine-tunes (seed = batch order and pixel shifts) with the spread (min–max) beside it;
@@ -46,8 +47,10 @@ CONFIGS = {
 
 
 def run(job: tuple) -> tuple:
-    """One fine-tune: (model, config, seed) -> (ptq accuracy, qat accuracy, seconds)."""
-    name, config, seed = job
+    """One fine-tune: (model, config, seed, distill) -> (ptq accuracy, qat accuracy, seconds).
+
+    ``distill``: the float model teaches its QAT copy (``qat.finetune(teacher=...)``, :data:`qkit.qat.TEACHER`)."""
+    name, config, seed, distill = job
     torch.set_num_threads(1)
     X, y = data.digits("train")
     Xt, yt = data.digits("test")
@@ -57,7 +60,8 @@ def run(job: tuple) -> tuple:
     qm = qat.prepare(model, w_bits=w_bits, a_bits=a_bits, method=method.rstrip("+"), keep_ends=ends,
                      learn_zero_point=method.endswith("+"), calibration=X[:256])
     before = evaluate(qat.convert(qm), Xt, yt)
-    qat.finetune(qm, X, y, epochs=epochs, lr=lr, seed=seed, progress=False)
+    teacher = models.load(name) if distill else None
+    qat.finetune(qm, X, y, epochs=epochs, lr=lr, seed=seed, progress=False, teacher=teacher)
     after = evaluate(qat.convert(qm), Xt, yt)
     return job, before, after, time.perf_counter() - start
 
@@ -76,7 +80,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--jobs", type=int, default=2, help="worker processes (one torch thread each)")
     ap.add_argument("--quick", action="store_true", help="resnet only, one seed")
-    ap.add_argument("--parts", default="qat,sizes,mixed", help="comma-separated: qat, sizes, mixed")
+    ap.add_argument("--parts", default="qat,kd,sizes,mixed",
+                    help="comma-separated: qat, kd (QAT distilled from the float model), sizes, mixed")
     args = ap.parse_args()
     parts = set(args.parts.split(","))
     print(machine_line())
@@ -86,15 +91,18 @@ def main() -> None:
     X, y = data.digits("train")
     if "qat" in parts:
         fine_tunes(cnns, seeds, args, Xt, yt)
+    if "kd" in parts:
+        print(f"\nthe same fine-tunes, the float model teaching its QAT copy (qat.finetune(teacher=...), {qat.TEACHER})")
+        fine_tunes(cnns, seeds, args, Xt, yt, distill=True)
     if "sizes" in parts:
         sizes(X)
     if "mixed" in parts:
         mixed(X, y, Xt, yt, args)
 
 
-def fine_tunes(cnns, seeds, args, Xt, yt) -> None:
+def fine_tunes(cnns, seeds, args, Xt, yt, distill: bool = False) -> None:
     fp32 = {n: evaluate(models.load(n), Xt, yt) for n in cnns}
-    jobs = [(n, c, s) for n in cnns for c in CONFIGS for s in seeds]
+    jobs = [(n, c, s, distill) for n in cnns for c in CONFIGS for s in seeds]
     results: dict = {}
     start = time.perf_counter()
     with ProcessPoolExecutor(args.jobs) as pool:

@@ -225,3 +225,30 @@ def test_keep_ends_holds_the_first_and_last_layer_and_the_io_at_8_bits(zoo, cali
 def test_finetune_is_for_qat_models(zoo, digits_train):
     with pytest.raises(TypeError, match="qkit.qat.prepare returned"):
         qat.finetune(zoo["mlp"], *digits_train, epochs=1)
+
+
+def test_finetune_with_a_teacher_trains_on_the_distillation_loss(zoo, digits_train):
+    """teacher= is fit with Hinton's loss against the teacher's logits on the same shifted batches."""
+    X, y = digits_train[0][:192], digits_train[1][:192]
+    teacher = zoo["mlp"]
+
+    def by_hand(logits, labels, inputs):  # alpha·T²·KL + (1 - alpha)·CE, written with torch's kl_div
+        with torch.no_grad():
+            t = teacher(inputs)
+        kl = torch.nn.functional.kl_div(torch.log_softmax(logits / 2.0, 1), torch.log_softmax(t / 2.0, 1),
+                                        reduction="batchmean", log_target=True)
+        return 0.7 * 4.0 * kl + 0.3 * torch.nn.functional.cross_entropy(logits, labels)
+
+    runs = []
+    for kwargs in ({"teacher": teacher, "T": 2.0, "alpha": 0.7}, {"loss_fn": by_hand}, {}):
+        qm = qat.prepare(zoo["mlp"], w_bits=4, calibration=X[:64])
+        runs.append(qat.finetune(qm, X, y, epochs=2, seed=3, progress=False, **kwargs))
+    assert runs[0] == pytest.approx(runs[1], rel=1e-4)  # the same training, formula for formula
+    assert runs[0] != pytest.approx(runs[2], rel=1e-2)  # and not plain cross-entropy
+    qm = qat.prepare(zoo["mlp"], w_bits=4, calibration=X[:64])
+    with pytest.raises(ValueError, match="not both"):
+        qat.finetune(qm, X, y, epochs=1, teacher=teacher, loss_fn=by_hand, progress=False)
+    with pytest.raises(TypeError, match="teacher must be a torch.nn.Module"):
+        qat.finetune(qm, X, y, epochs=1, teacher="mlp", progress=False)
+    with pytest.raises(ValueError, match="T"):
+        qat.finetune(qm, X, y, epochs=1, teacher=teacher, T=0.0, progress=False)

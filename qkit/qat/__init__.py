@@ -113,10 +113,29 @@ def prepare(model: nn.Module, *, w_bits=8, a_bits: int = 8, method: str = "minma
 
 
 FINETUNE = {"epochs": 10, "lr": 3e-4, "grid_lr_factor": 10.0, "batch_size": 64, "schedule": "cosine"}
+TEACHER = {"T": 2.0, "alpha": 0.7}  # finetune(teacher=...)'s distillation; measured by bench_qat --parts kd
+
+
+def _distill_from(teacher: nn.Module, T: float, alpha: float):
+    """``loss_fn(logits, labels, inputs)`` for :func:`qkit.train.fit`: distillation from ``teacher`` (kept in eval mode)."""
+    from qkit import distill  # noqa: PLC0415  (distill does not import qat; imported late all the same)
+
+    if not isinstance(teacher, nn.Module):
+        raise TypeError(f"teacher must be a torch.nn.Module (the float model); got {type(teacher).__name__}")
+    distill.loss(torch.zeros(1, 2), torch.zeros(1, 2), torch.zeros(1, dtype=torch.int64), T=T, alpha=alpha)  # checks T, alpha
+    teacher.eval()
+
+    def loss_fn(logits: torch.Tensor, labels: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            soft = teacher(inputs)  # (N, classes) float, the same shifted batch
+        return distill.loss(logits, soft, labels, T=T, alpha=alpha)
+
+    return loss_fn
 
 
 def finetune(qat_model: QATModel, X: torch.Tensor, y: torch.Tensor, *, epochs: int = FINETUNE["epochs"],
-             lr: float = FINETUNE["lr"], seed: int = 0, progress: bool = True, **hooks) -> list[float]:
+             lr: float = FINETUNE["lr"], seed: int = 0, progress: bool = True, teacher: nn.Module | None = None,
+             T: float = TEACHER["T"], alpha: float = TEACHER["alpha"], **hooks) -> list[float]:
     """The kit's QAT fine-tuning recipe (:data:`FINETUNE`); returns the mean loss of each epoch.
 
     Adam with a cosine learning rate, ±1-pixel shifts (as the zoo was trained), PACT's
@@ -125,9 +144,19 @@ def finetune(qat_model: QATModel, X: torch.Tensor, y: torch.Tensor, *, epochs: i
     whatever its gradient's size (so LSQ's gradient scale cancels out under Adam), and a step
     of 0.05 moving by 3e-4 a step would barely move in a short fine-tune. ``hooks``:
     ``on_step`` / ``on_epoch`` of :func:`qkit.train.fit`.
+
+    ``teacher`` (optional, usually the float model the QAT model came from): the loss becomes
+    :func:`qkit.distill.loss` of the QAT model's logits against the teacher's on the same
+    shifted batch (temperature ``T``, weight ``alpha`` of the soft term), the float network
+    teaching its own quantized copy (Mishra & Marr 2018, "Apprentice"; Polino et al. 2018).
+    Measured with ``benchmarks/bench_qat.py --parts kd``: 0.1–2.9 points more at 4 to 1 bits.
     """
     if not isinstance(qat_model, QATModel):
         raise TypeError(f"expected the model qkit.qat.prepare returned; got {type(qat_model).__name__}")
+    if teacher is not None:
+        if "loss_fn" in hooks:
+            raise ValueError("give either teacher= (distillation) or loss_fn=, not both")
+        hooks["loss_fn"] = _distill_from(teacher, T, alpha)
     if qat_model.example is None:  # minmax without calibration: the points appear on the first batch,
         qat_model(X[:FINETUNE["batch_size"]])  # before the optimizer takes the parameters
     groups = qat_model.param_groups(lr, lr * FINETUNE["grid_lr_factor"])
@@ -148,4 +177,4 @@ def convert(qat_model: QATModel, *, backend: str = "fast") -> nn.Module:
     return convert_qat(qat_model, backend=backend)
 
 
-__all__ = ["FINETUNE", "METHODS", "QATModel", "convert", "finetune", "lsq_quantize", "pact", "prepare", "with_ends"]
+__all__ = ["FINETUNE", "METHODS", "TEACHER", "QATModel", "convert", "finetune", "lsq_quantize", "pact", "prepare", "with_ends"]
