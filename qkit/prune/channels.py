@@ -172,7 +172,7 @@ def _index(layout, keep: dict[int, torch.Tensor], factor: int) -> torch.Tensor:
 def _param(t: torch.Tensor | None, idx: torch.Tensor, dim: int = 0):
     if t is None:
         return None
-    return nn.Parameter(t.detach().index_select(dim, idx).clone(), requires_grad=t.requires_grad)
+    return nn.Parameter(t.detach().index_select(dim, idx.to(t.device)).clone(), requires_grad=t.requires_grad)
 
 
 @torch.no_grad()
@@ -183,8 +183,8 @@ def _cut(m: nn.Module, role: str, idx: torch.Tensor) -> None:
         if m.affine:
             m.weight, m.bias = _param(m.weight, idx), _param(m.bias, idx)
         if m.running_mean is not None:
-            m.running_mean = m.running_mean.index_select(0, idx).clone()
-            m.running_var = m.running_var.index_select(0, idx).clone()
+            m.running_mean = m.running_mean.index_select(0, idx.to(m.running_mean.device)).clone()
+            m.running_var = m.running_var.index_select(0, idx.to(m.running_var.device)).clone()
         m.num_features = k
     elif role == "in":
         m.weight = _param(m.weight, idx, 1)

@@ -171,6 +171,12 @@ def _shape(node) -> tuple | None:
     return tuple(meta.shape) if meta is not None and hasattr(meta, "shape") else None
 
 
+def _channels(node) -> int:
+    """Size of dimension 1 of the tensor ``node`` makes (1 for scalars, vectors, non-tensors)."""
+    shape = _shape(node)
+    return shape[1] if shape is not None and len(shape) >= 2 else 1
+
+
 def analyse(model: nn.Module, input_shape: tuple[int, ...] = (1, 1, 8, 8)) -> Structure:
     """Trace ``model`` and find its channel groups (see the module docstring).
 
@@ -179,15 +185,25 @@ def analyse(model: nn.Module, input_shape: tuple[int, ...] = (1, 1, 8, 8)) -> St
         input_shape: the shape of one example input, to learn every tensor's shape
             (flatten sizes); the zoo's digits are ``(1, 1, 8, 8)``.
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+    if (not isinstance(input_shape, (tuple, list)) or len(input_shape) < 2
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in input_shape)):
+        raise ValueError(f"input_shape must be a tuple of positive ints (batch, channels, ...), e.g. (1, 1, 8, 8); "
+                         f"got {input_shape!r}")
     gm = trace(model, "channel pruning")
-    was_training = model.training
+    modes = {m: m.training for m in model.modules()}  # gm shares model's submodules: restore each one's mode
     param = next(iter(model.parameters()), None)
     dtype = param.dtype if param is not None else torch.float32
     try:
         with torch.no_grad():
-            ShapeProp(gm.eval()).propagate(torch.zeros(input_shape, dtype=dtype))
+            ShapeProp(gm.eval()).propagate(torch.zeros(tuple(input_shape), dtype=dtype))
+    except Exception as err:  # noqa: BLE001 - any failure here means the example shape does not fit
+        raise ValueError(f"channel pruning runs the model once on zeros of input_shape={tuple(input_shape)} to learn "
+                         f"its tensors' shapes, and that failed: {type(err).__name__}: {err}") from None
     finally:
-        model.train(was_training)
+        for m, mode in modes.items():
+            m.training = mode
     modules = dict(gm.named_modules())
     calls: dict[str, int] = {}
     for n in gm.graph.nodes:
@@ -254,6 +270,8 @@ def analyse(model: nn.Module, input_shape: tuple[int, ...] = (1, 1, 8, 8)) -> St
                     if src.target in a.producers[root]:
                         a.bns[root][src.target] = name
                 info[n] = (layout, factor)
+            elif isinstance(m, nn.PReLU) and m.num_parameters != 1:
+                opaque(n, f"{name} is a PReLU with one slope per channel")
             elif isinstance(m, PASS_MODULES):
                 info[n] = (layout, factor)
             elif isinstance(m, nn.Flatten):
@@ -269,7 +287,10 @@ def analyse(model: nn.Module, input_shape: tuple[int, ...] = (1, 1, 8, 8)) -> St
                 else:
                     opaque(n, f"{n.name}")
             elif n.op == "call_function" and n.target in TIE_FUNCTIONS or n.op == "call_method" and kind in TIE_METHODS:
-                if len(args) == 1 and _shape(args[0]) == shape:
+                others = [x for x in n.all_input_nodes if x not in info and _channels(x) > 1]
+                if others:  # e.g. x + self.offset of shape (1, C, 1, 1): a tensor whose channels nobody slices
+                    opaque(n, f"{n.name} combines channels with {others[0].name}, which no layer produces")
+                elif len(args) == 1 and _shape(args[0]) == shape:
                     info[n] = info[args[0]]  # x + constant: channels pass
                 elif len(args) == 2 and _shape(args[0]) == _shape(args[1]) == shape:
                     (la, fa), (lb, fb) = info[args[0]], info[args[1]]
@@ -283,7 +304,7 @@ def analyse(model: nn.Module, input_shape: tuple[int, ...] = (1, 1, 8, 8)) -> St
                     opaque(n, f"{n.name} broadcasts")
             elif n.op == "call_function" and n.target is torch.cat or n.op == "call_method" and kind == "cat":
                 dim = n.kwargs.get("dim", n.args[1] if len(n.args) > 1 else 0)
-                parts = n.args[0]
+                parts = n.kwargs.get("tensors", n.args[0] if n.args else ())
                 if (dim in (1, 1 - len(shape)) and all(isinstance(p, fx.Node) and p in info for p in parts)
                         and all(info[p][1] == 1 for p in parts)):
                     info[n] = ([s for p in parts for s in info[p][0]], 1)
