@@ -28,16 +28,17 @@ Scope: one teacher, logits only (no intermediate features as in FitNets).
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from qkit._checks import as_tensor
+from qkit._checks import as_tensor, check_int
 from qkit.train import fit
 
-__all__ = ["loss", "soft_targets", "train", "student"]
+__all__ = ["loss", "soft_targets", "train", "student", "per_class", "epochs_for", "paired_gain"]
 
 
 def _check_T_alpha(T, alpha) -> tuple[float, float]:
@@ -195,3 +196,61 @@ def train(
                    seed=seed, augment=augment, progress=progress, on_epoch=on_epoch, loss_fn=loss_fn)
     finally:
         teacher.train(was_training)
+
+
+def per_class(X: torch.Tensor, y: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``k`` images of each class, in their original order: a small, balanced labelled set.
+
+    Example:
+        >>> X, y = torch.arange(6.0).reshape(6, 1), torch.tensor([0, 1, 0, 0, 1, 1])
+        >>> Xs, ys = per_class(X, y, 2)
+        >>> Xs.flatten().tolist(), ys.tolist()
+        ([0.0, 1.0, 2.0, 4.0], [0, 1, 0, 1])
+    """
+    check_int("k", k, low=1)
+    y = as_tensor("y", y)
+    if len(X) != len(y):
+        raise ValueError(f"X and y must hold the same number of samples; got {len(X)} and {len(y)}")
+    rank = torch.zeros_like(y)  # (N,) int64: how many earlier images share this image's class
+    for c in y.unique():
+        sel = y == c
+        rank[sel] = torch.arange(int(sel.sum()))
+    keep = rank < k  # (N,) bool
+    return X[keep], y[keep]
+
+
+def epochs_for(n: int, steps: int, batch_size: int = 32) -> int:
+    """Epochs that give at least ``steps`` optimizer steps on ``n`` samples: ``ceil(steps / ceil(n / batch))``.
+
+    Runs on subsets of different sizes then train for (about) the same number of steps.
+
+    Example:
+        >>> epochs_for(100, 800), epochs_for(1079, 800)  # 4 batches an epoch; 34 batches an epoch
+        (200, 24)
+    """
+    for name, v in (("n", n), ("steps", steps), ("batch_size", batch_size)):
+        check_int(name, v, low=1)
+    return math.ceil(steps / math.ceil(n / batch_size))
+
+
+def paired_gain(distilled, scratch) -> tuple[float, float]:
+    """Mean and standard error of the paired differences ``distilled[i] − scratch[i]`` (same seed i).
+
+    Pairing by seed removes what the two runs share (the initial weights, the batch
+    order), so the standard error ``sd(d) / sqrt(n)`` is usually smaller than the seeds'
+    spread of either run alone. A gain stands out of the noise when it exceeds about
+    twice this standard error.
+
+    Example:
+        >>> m, se = paired_gain([0.80, 0.84, 0.83], [0.76, 0.78, 0.77])  # d = 0.04, 0.06, 0.06
+        >>> round(m, 4), round(se, 4)
+        (0.0533, 0.0067)
+    """
+    a = [float(v) for v in distilled]
+    b = [float(v) for v in scratch]
+    if len(a) != len(b) or len(a) < 2:
+        raise ValueError(f"distilled and scratch must hold the same number (>= 2) of runs; got {len(a)} and {len(b)}")
+    d = [u - v for u, v in zip(a, b)]
+    mean = sum(d) / len(d)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in d) / (len(d) - 1))
+    return mean, sd / math.sqrt(len(d))

@@ -178,3 +178,31 @@ def test_train_moves_the_student_towards_the_teacher_and_leaves_the_teacher_alon
 
 def test_student_size():
     assert sum(p.numel() for p in distill.student(32).parameters()) == 64 * 32 + 32 + 32 * 10 + 10
+
+
+def test_per_class_keeps_the_first_k_of_each_class_in_order():
+    y = torch.tensor([3, 1, 3, 3, 1, 0, 1])
+    X = torch.arange(7.0).reshape(7, 1)
+    Xs, ys = distill.per_class(X, y, 2)
+    assert Xs.flatten().tolist() == [0.0, 1.0, 2.0, 4.0, 5.0]  # the third 3 and the third 1 are left out
+    assert ys.tolist() == [3, 1, 3, 1, 0]
+    with pytest.raises(ValueError, match="k must be an int >= 1"):
+        distill.per_class(X, y, 0)
+
+
+def test_epochs_for_gives_at_least_the_steps():
+    for n in (1, 31, 32, 33, 100, 1079):
+        e = distill.epochs_for(n, 800, 32)
+        per_epoch = -(-n // 32)
+        assert e * per_epoch >= 800 > (e - 1) * per_epoch
+
+
+def test_paired_gain_against_statistics():
+    import statistics
+
+    a, b = [0.81, 0.79, 0.86, 0.84, 0.80], [0.75, 0.77, 0.80, 0.79, 0.78]
+    d = [u - v for u, v in zip(a, b)]
+    mean, se = distill.paired_gain(a, b)
+    assert mean == pytest.approx(statistics.fmean(d)) and se == pytest.approx(statistics.stdev(d) / math.sqrt(5))
+    with pytest.raises(ValueError, match="same number"):
+        distill.paired_gain([0.1, 0.2], [0.1])
