@@ -46,7 +46,7 @@ RECIPE = {
     "teacher": "resnet",  # the zoo model everything starts from
     "width_cut": 0.5,  # fraction of every prunable channel group removed to make the student
     "distill_epochs": 10, "distill_lr": 3e-3, "T": 4.0, "alpha": 0.9,
-    "sparsity": 0.75, "prune_epochs": 8,
+    "sparsity": 0.75, "prune_epochs": 8, "prune_lr": 3e-3,
     "w_bits": 4, "a_bits": 8, "qat_epochs": 6, "calibration": 256,
 }
 
@@ -68,6 +68,8 @@ def check_recipe(r: dict) -> dict:
     unknown, missing = set(r) - set(RECIPE), set(RECIPE) - set(r)
     if unknown or missing:
         raise ValueError(f"recipe keys must be {sorted(RECIPE)}; unknown {sorted(unknown)}, missing {sorted(missing)}")
+    if not isinstance(r["prune_lr"], float) or not r["prune_lr"] > 0 or not isinstance(r["distill_lr"], float):
+        raise ValueError(f"recipe's learning rates must be floats > 0; got {r['distill_lr']!r}, {r['prune_lr']!r}")
     for key in ("width_cut", "sparsity"):
         v = r[key]
         if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0 <= v < 1:
@@ -118,10 +120,15 @@ def distill_stage(teacher: nn.Module, X: torch.Tensor, y: torch.Tensor, r: dict,
 
 def prune_stage(student: nn.Module, teacher: nn.Module, X: torch.Tensor, y: torch.Tensor, r: dict, *,
                 seed: int = 0, progress: bool = False) -> nn.Module:
-    """``student`` magnitude-pruned to ``r["sparsity"]`` (global), fine-tuned with the teacher, zeros kept."""
+    """``student`` magnitude-pruned to ``r["sparsity"]`` (global), fine-tuned with the teacher, zeros kept.
+
+    The fine-tune's settings are the recipe's, every one given (Adam at ``r["prune_lr"]``, cosine,
+    batch 64, ±1-pixel shifts), so the grid does not move when :data:`qkit.prune.FINETUNE` does.
+    """
     pruned = prune.magnitude(student, r["sparsity"])
     if r["sparsity"] > 0:
-        prune.finetune(pruned, X, y, epochs=r["prune_epochs"], seed=seed, progress=progress,
+        prune.finetune(pruned, X, y, epochs=r["prune_epochs"], lr=r["prune_lr"], seed=seed, progress=progress,
+                       batch_size=64, schedule="cosine", weight_decay=0.0, augment=shift_pixels,
                        loss_fn=kd_loss(teacher, r["T"], r["alpha"]))
     return pruned.eval()
 
