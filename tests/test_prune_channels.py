@@ -22,6 +22,15 @@ from qkit.prune.structure import analyse
 
 pytestmark = pytest.mark.lesson08
 
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: two on a shared, loaded machine run these small layers many times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 ZOO = models.names()
 CNNS = ["inception", "mobilenet_v1", "mobilenet_v2", "resnet"]
 
