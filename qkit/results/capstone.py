@@ -102,3 +102,31 @@ def final_state(grid: dict) -> dict:
         if "final_state" in row:
             return torch.load(io.BytesIO(base64.b64decode(row["final_state"])), weights_only=True)
     raise ValueError("the capstone grid stores no final model: remake it with `python -m qkit.results.make capstone`")
+
+
+def summary(grid: dict) -> dict:
+    """``{(sparsity, w_bits): {stage: {accuracy, low, high, size, ratio, latency_ms, agreement}}}`` over the seeds.
+
+    ``accuracy`` is the mean over seeds, ``low``/``high`` the worst and best seed; ``size`` the
+    largest file of the seeds (bytes) and ``ratio`` the smallest size ratio to the teacher;
+    ``latency_ms`` the median of the seeds' medians; ``agreement`` the least (ONNX only).
+    """
+    import statistics
+
+    runs: dict = {}
+    for row in grid["rows"]:
+        runs.setdefault((row["sparsity"], row["w_bits"]), []).append({s["stage"]: s for s in row["stages"]})
+    out: dict = {}
+    for key, seeds in runs.items():
+        out[key] = {}
+        for stage in seeds[0]:
+            rows = [s[stage] for s in seeds]
+            accs = [r["accuracy"] for r in rows]
+            lat = [r["latency_ms"] for r in rows if r["latency_ms"] is not None]
+            agree = [r["agreement"] for r in rows if r.get("agreement") is not None]
+            out[key][stage] = {"accuracy": statistics.mean(accs), "low": min(accs), "high": max(accs),
+                               "size": max(r["size"] for r in rows), "ratio": min(r["size_ratio"] for r in rows),
+                               "sparsity": rows[0]["sparsity"], "seeds": len(rows),
+                               "latency_ms": statistics.median(lat) if lat else None,
+                               "agreement": min(agree) if agree else None}
+    return out

@@ -1,0 +1,87 @@
+"""Lesson 11's grid (qkit/results/capstone.py): a recomputed point equals the stored one; the stored model is the one
+the table describes.
+
+Timing (``latency_ms``) differs from run to run and is not compared. On a CPU of another capability
+than the grid's, float paths can move a borderline test image, so there accuracies must agree within
+1 point and the bytes exactly.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from qkit import compose, data, measure, results
+from qkit.results.capstone import final_state
+from qkit.results.make import compute_point
+from qkit.train import evaluate
+
+pytestmark = pytest.mark.lesson11
+
+
+@pytest.fixture(scope="module")
+def grid() -> dict:
+    return results.load("capstone")
+
+
+def _stages(row: dict) -> dict:
+    return {s["stage"]: s for s in row["stages"]}
+
+
+def test_a_sampled_point_is_reproduced(grid):
+    sparsity, w_bits = grid["args"]["recipes"][0]
+    point = {"seed": 0, "sparsity": sparsity, "w_bits": w_bits}
+    stored, fresh = results.lookup(grid["rows"], **point), compute_point("capstone", point)
+    same_cpu = stored["capability"] == torch.backends.cpu.get_cpu_capability()
+    assert fresh["recipe"] == stored["recipe"]
+    for name, s in _stages(stored).items():
+        f = _stages(fresh)[name]
+        assert f["size"] == s["size"], name
+        if same_cpu:
+            assert (f["accuracy"], f["sparsity"], f["agreement"]) == (s["accuracy"], s["sparsity"], s["agreement"]), name
+        else:
+            assert abs(f["accuracy"] - s["accuracy"]) <= 0.01, name
+    if same_cpu:
+        assert fresh["final_state"] == stored["final_state"]
+
+
+def test_the_stored_final_model_is_the_one_in_the_table(grid):
+    X, _ = data.digits("train")
+    Xt, yt = data.digits("test")
+    model = compose.load_final(final_state(grid), compose.RECIPE, X)
+    row = _stages(results.lookup(grid["rows"], seed=0, sparsity=compose.RECIPE["sparsity"],
+                                 w_bits=compose.RECIPE["w_bits"]))
+    assert measure.model_size(model) == row["packed"]["size"]
+    assert abs(evaluate(model, Xt, yt) - row["packed"]["accuracy"]) <= (0 if row["packed"] else 0.01)
+    assert row["original"]["size"] / row["packed"]["size"] >= 20  # the lesson's budget holds for it
+
+
+def test_stored_rows_are_consistent(grid):
+    for row in grid["rows"]:
+        st = _stages(row)
+        assert tuple(st) == compose.STAGES
+        base = st["original"]["size"]
+        for s in st.values():
+            assert s["size_ratio"] == pytest.approx(base / s["size"])
+            assert s["accuracy_drop"] == pytest.approx(100 * (st["original"]["accuracy"] - s["accuracy"]))
+        assert st["packed"]["size"] < st["quantized"]["size"] < st["distilled"]["size"] < base
+        assert st["pruned"]["sparsity"] == pytest.approx(row["sparsity"], abs=1e-3)
+        assert st["packed"]["sparsity"] >= st["pruned"]["sparsity"] - 1e-9  # QAT kept every pruned zero
+        assert row["recipe"]["w_bits"] == row["w_bits"] and row["recipe"]["sparsity"] == row["sparsity"]
+
+
+def test_summary_and_figure(grid):
+    from qkit.figures.capstone import compression_vs_accuracy
+    from qkit.results.capstone import summary
+
+    table = summary(grid)
+    assert len(table) == len(grid["args"]["recipes"])
+    main = tuple(grid["args"]["recipes"][0])
+    accs = [_stages(r)["packed"]["accuracy"] for r in grid["rows"] if (r["sparsity"], r["w_bits"]) == main]
+    assert table[main]["packed"]["accuracy"] == pytest.approx(sum(accs) / len(accs))
+    assert table[main]["packed"]["low"] == min(accs) and table[main]["packed"]["high"] == max(accs)
+    fig = compression_vs_accuracy(table, main)
+    left, right = fig.axes
+    assert left.get_xscale() == "log" and "accuracy" in left.get_ylabel() and "ratio" in right.get_xlabel()
+    with pytest.raises(ValueError, match="one of the recipes"):
+        compression_vs_accuracy(table, (0.33, 3))
