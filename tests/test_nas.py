@@ -277,3 +277,28 @@ def test_the_front_is_every_non_dominated_architecture(cost):
         assert [getattr(t, cost) for t in front] == sorted(getattr(t, cost) for t in front)
     with pytest.raises(ValueError, match="cost must be one of"):
         nas.pareto(ts, cost="bytes")
+
+
+# ---- the race over seeds (qkit.nas.compare) -------------------------------------------------
+
+def test_race_is_each_seeds_search_and_summarize_counts_by_hand():
+    from qkit.nas.compare import StoredTable, race, summarize
+
+    archs = SPACE.archs()
+    table = StoredTable({a.key: ((i * 53) % 97) / 97 for i, a in enumerate(archs)}, {a.key: 1.0 for a in archs})
+    curves = race(SPACE, trials=12, seeds=[4, 5, 6], table=table, max_params=5000)
+    for s in nas.STRATEGIES:
+        for row, seed in zip(curves[s], [4, 5, 6]):
+            trials = nas.search(SPACE, strategy=s, trials=12, max_params=5000, seed=seed, estimate=table.estimate,
+                            latency=table.latency)
+            running = [max(t.estimate for t in trials[: i + 1]) for i in range(12)]
+            assert row.tolist() == running
+    got = summarize(curves)
+    last_r, last_e = curves["random"][:, -1].tolist(), curves["evolution"][:, -1].tolist()
+    assert got["wins"] == sum(e > r for e, r in zip(last_e, last_r))
+    assert got["ties"] == sum(e == r for e, r in zip(last_e, last_r))
+    assert got["random"] == pytest.approx(sum(last_r) / 3) and got["evolution"] == pytest.approx(sum(last_e) / 3)
+    with pytest.raises(ValueError, match="at least one seed"):
+        race(SPACE, trials=5, seeds=[], table=table)
+    with pytest.raises(ValueError, match="curves must hold"):
+        summarize({"random": curves["random"]})

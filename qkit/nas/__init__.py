@@ -11,7 +11,9 @@ pieces, one module each:
   proxy's ranking is), :func:`measure_latency` and :class:`LatencyTable` (measured once, cached);
 * :mod:`qkit.nas.search` — :func:`search` (random or regularized evolution under one trial budget
   and the constraints), :class:`Trial`, :func:`best_so_far`;
-* :mod:`qkit.nas.pareto` — :func:`pareto`: the trials no other beats on cost and accuracy.
+* :mod:`qkit.nas.pareto` — :func:`pareto`: the trials no other beats on cost and accuracy;
+* :mod:`qkit.nas.compare` — :func:`race` (both strategies over many seeds, best-so-far curves),
+  :func:`summarize`, and :class:`StoredTable` (estimates and latencies looked up from the stored grid).
 
 >>> from qkit.nas import SPACE, Arch, count_params
 >>> SPACE.size, count_params(Arch("separable", 2, 16, 3))   # stem 176, 2 · (176 + 288), fc 170
@@ -19,6 +21,7 @@ pieces, one module each:
 """
 
 from qkit.nas.build import SearchedCNN, build
+from qkit.nas.compare import StoredTable, race, summarize
 from qkit.nas.estimate import (ESTIMATE, FULL, LatencyTable, full_accuracy, measure_latency, quick_accuracy, ranks,
                                spearman, split, train_arch)
 from qkit.nas.pareto import pareto
@@ -26,5 +29,5 @@ from qkit.nas.search import STRATEGIES, Trial, best_so_far, count_params, search
 from qkit.nas.space import BLOCKS, SPACE, Arch, Space
 
 __all__ = ["BLOCKS", "ESTIMATE", "FULL", "SPACE", "STRATEGIES", "Arch", "LatencyTable", "SearchedCNN", "Space",
-           "Trial", "best_so_far", "build", "count_params", "full_accuracy", "measure_latency", "pareto",
-           "quick_accuracy", "ranks", "search", "spearman", "split", "train_arch"]
+           "StoredTable", "Trial", "best_so_far", "build", "count_params", "full_accuracy", "measure_latency",
+           "pareto", "quick_accuracy", "race", "ranks", "search", "spearman", "split", "summarize", "train_arch"]

@@ -5,7 +5,7 @@ estimate. Candidates that break a constraint (``max_params``, ``max_latency_ms``
 rejected before they are trained, so they cost no trial; the parameter count is exact and
 the latency measured once per architecture (or looked up: pass ``latency``).
 
-**Random search** draws every trial uniformly from the space (with replacement).
+**Random search** draws every trial uniformly from the feasible architectures (with replacement).
 
 **Regularized evolution** (Real et al. 2019, "aging evolution", their Algorithm 1):
 
@@ -138,12 +138,12 @@ def search(space: Space, *, strategy: str = "random", trials: int = 20, max_para
         raise ValueError(f"no architecture meets max_latency_ms={max_latency_ms} (with max_params={max_params}); "
                          f"the fastest takes {fastest:.3g} ms")
     gen = torch.Generator().manual_seed(seed)
+    allowed: list[Arch] = []
 
-    def draw() -> Arch:
-        while True:  # rejection sampling: uniform over the feasible architectures
-            arch = space.sample(gen)
-            if feasible(arch):
-                return arch
+    def draw() -> Arch:  # uniform over the feasible architectures (listed on first use)
+        if not allowed:
+            allowed.extend(a for a in small if feasible(a))
+        return allowed[int(torch.randint(len(allowed), (), generator=gen))]
 
     history: list[Trial] = []
     bar = None
