@@ -85,3 +85,25 @@ def test_summary_and_figure(grid):
     assert left.get_xscale() == "log" and "accuracy" in left.get_ylabel() and "ratio" in right.get_xlabel()
     with pytest.raises(ValueError, match="one of the recipes"):
         compression_vs_accuracy(table, (0.33, 3))
+
+
+def test_stage_panel_moves_with_every_control(grid):
+    from qkit.widgets.capstone import StagePanel
+
+    panel = StagePanel(grid)
+    try:
+        first_picture, first_text = panel.image.value, panel.readout.value
+        assert "met" in first_text and not panel.stale
+        panel.controls["sparsity"].value = 0.9  # 90 %, 4-bit: in the grid
+        assert panel.image.value != first_picture and panel.readout.value != first_text
+        sizes = [_stages(r)["packed"]["size"] for r in grid["rows"] if (r["sparsity"], r["w_bits"]) == (0.9, 4)]
+        assert f"{max(sizes):,} bytes" in panel.readout.value
+        panel.controls["w_bits"].value = 8  # 90 % at 8 bits was not run: said so, picture greyed
+        assert panel.stale and "no run at 90 % sparsity with 8-bit" in panel.readout.value
+        assert "qkit-stale" in panel.image._dom_classes
+        panel.controls["sparsity"].value = 0.75  # 75 %, 8-bit: in the grid again
+        assert not panel.stale and "qkit-stale" not in panel.image._dom_classes
+        assert panel.final["size"] == max(_stages(r)["packed"]["size"] for r in grid["rows"]
+                                          if (r["sparsity"], r["w_bits"]) == (0.75, 8))
+    finally:
+        panel.close()
