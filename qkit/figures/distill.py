@@ -58,7 +58,7 @@ def seeds_and_sizes(scratch: Sequence[float], distilled: Sequence[float], teache
     bx.minorticks_off()
     bx.set_xlabel("labelled images a class (images in all, log scale)")
     bx.set_ylabel("gain in test accuracy (points)")
-    bx.set_title("what the teacher adds shrinks as labelled data grow", fontsize=9)
+    bx.set_title("the gain against the size of the labelled set", fontsize=9)
     bx.legend(fontsize=7)
     bx.grid(alpha=0.3)
     return fig

@@ -33,9 +33,9 @@ class SoftTargetPlot:
                  alphas: Sequence[float], gain: np.ndarray, title: str = "") -> None:
         d, k = hard.shape
         self.fig = new_figure(10.0, 4.2, layout=None)
-        self.fig.subplots_adjust(left=0.05, right=0.93, top=0.86, bottom=0.13, wspace=0.35, hspace=0.25)
+        self.fig.subplots_adjust(left=0.06, right=0.93, top=0.86, bottom=0.13, wspace=0.35, hspace=0.25)
         grid = self.fig.add_gridspec(2, d + 2, height_ratios=(1.0, 1.5), width_ratios=[1.0] * d + [0.25, 1.7])
-        self.bars, self.titles = [], []
+        self.bars = []
         for i in range(d):
             im = self.fig.add_subplot(grid[0, i])
             im.imshow(images[i], cmap="gray_r", vmin=0, vmax=1)
@@ -44,18 +44,15 @@ class SoftTargetPlot:
             im.set_title(f"label {labels[i]}", fontsize=8)
             bx = self.fig.add_subplot(grid[1, i])
             self.bars.append(bx.bar(np.arange(k), np.zeros(k), width=0.75, color=TEACHER))
-            bx.scatter(np.arange(k), hard[i], marker="_", s=60, color="black", zorder=3,
-                       label="T = 1" if i == 0 else None)
+            bx.scatter(np.arange(k), hard[i], marker="_", s=60, color="black", zorder=3)
             bx.set_ylim(0, 1.02)
             bx.set_xticks(range(k), [str(c) for c in range(k)], fontsize=6.5)
-            bx.set_xlabel("class", fontsize=8)
+            bx.set_xlabel("class (ticks: at T = 1)" if i == 0 else "class", fontsize=8)
             if i == 0:
                 bx.set_ylabel("teacher's probability", fontsize=8)
-                bx.legend(fontsize=7, loc="upper left", handlelength=1)
             else:
                 bx.set_yticklabels([])
             bx.tick_params(labelsize=7)
-            self.titles.append(bx.set_title("", fontsize=7.5))
         hx = self.hx = self.fig.add_subplot(grid[:, d + 1])
         lim = max(1.0, float(np.nanmax(np.abs(gain))))
         mesh = hx.imshow(gain, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto", origin="lower")
@@ -74,7 +71,7 @@ class SoftTargetPlot:
         self.outline = hx.add_patch(_rect())
         self.fig.suptitle(title, fontsize=10)
         self.Ts, self.alphas = list(Ts), list(alphas)
-        moving = [b for bars in self.bars for b in bars] + self.titles + [self.outline]
+        moving = [b for bars in self.bars for b in bars] + [self.outline]  # texts stay still: they cost most
         self.blitter = Blitter(self.fig, moving)
 
     def render(self) -> bytes:
@@ -83,13 +80,11 @@ class SoftTargetPlot:
 
     def update(self, soft: np.ndarray, T: float, alpha: float) -> None:
         """Bars = ``soft`` (D, K), the teacher at ``T``; outline the sweep's (T, alpha) cell."""
-        for bars, row, title in zip(self.bars, soft, self.titles):
+        for bars, row in zip(self.bars, soft):
             top = int(np.argmax(row))
             for c, (b, v) in enumerate(zip(bars, row)):
                 b.set_height(float(v))
                 b.set_color(DISTILLED if c == top else TEACHER)
-            second = float(np.sort(row)[-2])
-            title.set_text(f"T = {T:g}: top {row[top]:.2f}, 2nd {second:.2f}")
         self.outline.set_xy((self.alphas.index(alpha) - 0.5, self.Ts.index(T) - 0.5))
 
 

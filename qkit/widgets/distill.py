@@ -83,7 +83,7 @@ class DistillPanel(Panel):
         verdict = "stands out of" if gain > 2 * se else "does not stand out of"
         n = len(got["val"])
         return (f"At <b>T = {T:g}</b> the teacher puts {100 * wrong.mean():.1f} % of its probability on the "
-                f"wrong classes (mean over the digits shown; {100 * (1 - self.soft[min(self.soft)].max(1)).mean():.1f}"
+                f"wrong classes (mean over the digits shown; {100 * (1 - self.soft[min(self.soft)].max(1)).mean():.2f}"
                 f" % at T = {min(self.soft):g}). Student with <b>T = {T:g}, alpha = {alpha:g}</b>{mark}: "
                 f"validation {100 * self.accuracy:.1f} % vs scratch {100 * np.mean(self.scratch['val']):.1f} %, "
                 f"gain <b>{100 * gain:+.1f} ± {100 * se:.1f}</b> points (paired standard error, {n} seeds), "
