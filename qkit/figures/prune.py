@@ -46,7 +46,7 @@ def magnitude_histogram(weights: Mapping[str, np.ndarray], sparsity: float, thre
 def sensitivity_lines(scan: Mapping[str, Sequence[float]], sparsities: Sequence[float], dense: float,
                       sizes: Mapping[str, int], model: str = "") -> Figure:
     """Test accuracy (%) against sparsity, one line per layer pruned alone (``qkit.prune.sensitivity``)."""
-    fig = new_figure(8.5, 3.6)
+    fig = new_figure(9.5, 3.6)
     ax = fig.add_subplot()
     xs = [100 * s for s in sparsities]
     cmap = colormaps["viridis"]
@@ -58,7 +58,8 @@ def sensitivity_lines(scan: Mapping[str, Sequence[float]], sparsities: Sequence[
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 104)
     ax.set_title(f"{model}: sensitivity scan, one layer pruned by magnitude at a time", fontsize=10)
-    ax.legend(fontsize=6.5, loc="lower left", ncol=2, title="layer (its number of weights)", title_fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="layer (its number of weights)",
+              title_fontsize=7)
     ax.grid(alpha=0.3)
     return fig
 
