@@ -56,7 +56,7 @@ def compression_vs_accuracy(summary: Mapping, main: tuple, *, budget_ratio: floa
     left.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}×" if v in (2, 5, 20, 30) else ""))
     right.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}×"))
     left.set_ylim(teacher - 3.5, teacher + 1.5)
-    left.set_ylabel("test accuracy (%), mean over seeds")
+    left.set_ylabel("test accuracy (%), mean over random seeds")
     left.set_title(f"recipe {int(100 * main[0])} % sparse, {main[1]}-bit weights: stage by stage", fontsize=10)
     left.legend(fontsize=7.5, loc="lower left")
     for i, (key, st) in enumerate(sorted(summary.items())):

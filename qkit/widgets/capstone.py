@@ -51,13 +51,13 @@ class StagePanel(Panel):
         self.plot.update([r["size"] for r in rows], [r["accuracy"] for r in rows], [r["low"] for r in rows],
                          [r["high"] for r in rows],
                          f"{round(100 * sparsity)} % sparse, {w_bits}-bit weights: every stage "
-                         f"(mean of {rows[0]['seeds']} seeds)")
+                         f"(mean of {rows[0]['seeds']} random seeds)")
         final, original = st["packed"], st["original"]
         drop = 100 * (original["accuracy"] - final["accuracy"])
         self.final = final
         met = final["ratio"] >= self.budget_ratio and drop <= self.budget_drop
         return (f"final model: <b>{final['size']:,} bytes</b>, {final['ratio']:.1f}× smaller than the float32 "
                 f"original's {original['size']:,}; test accuracy <b>{100 * final['accuracy']:.2f} %</b> "
-                f"({drop:+.2f} points lost; seeds {100 * final['low']:.2f}–{100 * final['high']:.2f} %). "
+                f"({drop:+.2f} points lost; random seeds {100 * final['low']:.2f}–{100 * final['high']:.2f} %). "
                 f"Budget (≥ {self.budget_ratio:g}×, ≤ {self.budget_drop:g} points): "
                 f"<b>{'met' if met else 'not met'}</b>. The ONNX file holds dense int8: {st['onnx']['size']:,} bytes.")
