@@ -88,7 +88,10 @@ def test_a_value_off_the_grid_is_a_readout_message(panel):
 
 def test_figures_draw(grid):
     fig = seeds_and_sizes([0.7, 0.72, 0.71], [0.75, 0.78, 0.74], 0.99,
-                          {"5": (50, [0.6, 0.62, 0.61], [0.66, 0.65, 0.7]), "all": (1079, [0.9] * 3, [0.9] * 3)})
+                          {"5": (50, [0.6, 0.62, 0.61], {"a": [0.66, 0.65, 0.7], "b": [0.6] * 3}),
+                           "10": (100, [0.7, 0.72, 0.71], {"a": [0.75, 0.78, 0.74]}),
+                           "all": (1079, [0.9] * 3, {"a": [0.9] * 3, "b": [0.91] * 3})})
     assert len(fig.axes) == 2 and fig.axes[1].get_xscale() == "log"
+    assert [(c.get_label(), len(c.lines[0].get_xdata())) for c in fig.axes[1].containers] == [("a", 3), ("b", 2)]
     fig = t_squared([1, 2, 4], [1.0, 0.25, 0.06], [1.0, 1.0, 1.0])
     assert fig.axes[0].get_yscale() == "log"

@@ -10,6 +10,8 @@ from matplotlib.figure import Figure
 from qkit.viz.base import new_figure
 from qkit.viz.distill import DISTILLED, SCRATCH, TEACHER
 
+CURVES = (DISTILLED, "#9467bd", "#ff7f0e")
+
 
 def _mean_se(v: Sequence[float]) -> tuple[float, float]:
     a = np.asarray(v, dtype=np.float64)
@@ -25,7 +27,8 @@ def seeds_and_sizes(scratch: Sequence[float], distilled: Sequence[float], teache
     Args:
         scratch, distilled: test accuracies (fractions), seed by seed, of the main setting.
         teacher: the teacher's test accuracy (fraction).
-        sizes: ``{name: (images, scratch accuracies, distilled accuracies)}``, one entry per set size.
+        sizes: ``{name: (images, scratch accuracies, {curve label: distilled accuracies})}``, one entry
+            per set size; one line per curve label (a size may lack some curves).
         label: what the main setting is (the left title).
     """
     fig = new_figure(10.0, 3.8)
@@ -49,9 +52,12 @@ def seeds_and_sizes(scratch: Sequence[float], distilled: Sequence[float], teache
 
     names = list(sizes)
     n = [sizes[k][0] for k in names]
-    gains = [_mean_se(100 * (np.asarray(sizes[k][2]) - np.asarray(sizes[k][1]))) for k in names]
-    bx.errorbar(n, [g[0] for g in gains], yerr=[2 * g[1] for g in gains], fmt="o-", color=DISTILLED, capsize=4,
-                label="distilled − scratch (mean ± 2 paired standard errors)")
+    labels = list(sizes[names[0]][2])
+    for j, lab in enumerate(labels):
+        pts = [(x, *_mean_se(100 * (np.asarray(sizes[k][2][lab]) - np.asarray(sizes[k][1]))))
+               for x, k in zip(n, names) if lab in sizes[k][2]]
+        bx.errorbar([p[0] * (1 + 0.04 * j) for p in pts], [p[1] for p in pts], yerr=[2 * p[2] for p in pts],
+                    fmt="o-" if j == 0 else "s--", color=CURVES[j % len(CURVES)], capsize=4, label=lab)
     bx.axhline(0, color="black", lw=0.8)
     bx.set_xscale("log")
     bx.set_xticks(n, [f"{k}\n({v})" for k, v in zip(names, n)], fontsize=7.5)
@@ -59,7 +65,7 @@ def seeds_and_sizes(scratch: Sequence[float], distilled: Sequence[float], teache
     bx.set_xlabel("labelled images a class (images in all, log scale)")
     bx.set_ylabel("gain in test accuracy (points)")
     bx.set_title("the gain against the size of the labelled set", fontsize=9)
-    bx.legend(fontsize=7)
+    bx.legend(fontsize=7, title="distilled − scratch, mean ± 2 paired SE", title_fontsize=7)
     bx.grid(alpha=0.3)
     return fig
 
