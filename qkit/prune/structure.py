@@ -35,8 +35,9 @@ layer which of its dimensions follow which segments — all the surgery in
 
 Scope: channels live in dimension 1 (``NCHW`` convs, ``(N, features)``
 linears); tensors of rank 3, linears applied to a non-flattened map, grouped
-convs other than depthwise, and a module called twice are left alone (their
-channels fixed), never pruned wrongly.
+convs other than depthwise, a PReLU with one slope per channel, a tensor added to
+a parameter (``x + self.offset``), ``view``/``reshape``, and a module called twice
+are left alone (their channels fixed), never pruned wrongly.
 """
 
 from __future__ import annotations
