@@ -29,8 +29,11 @@ def bytes_by_counting_bits(n, nnz, bits):
 def density_by_search(bits):
     n = 8 * bits * 1000  # dense packing: n·bits/8 bytes; find the largest nnz whose sparse form is not bigger
     dense = n * bits // 8
-    nnz = max(k for k in range(n + 1) if n // 8 + (k * bits + 7) // 8 <= dense)
-    return nnz / n
+    lo, hi = 0, n  # bisect on nnz: the sparse form grows with it
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if n // 8 + (mid * bits + 7) // 8 <= dense else (lo, mid - 1)
+    return lo / n
 
 
 def agreement_by_loop(a, b):
