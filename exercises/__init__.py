@@ -6,8 +6,13 @@ reference of the one equation ``x ≈ scale * (q - zero_point)``::
 
     from exercises.ex01_affine import q1
     q1.check()      # grades `my_qrange` from the notebook; q1.hint(); q1.solution()
+
+Every check is remembered (:mod:`exercises.tracking`): ``exercises.progress()`` shows
+every question of every lesson and how it went. Instructors grade a class with
+``python -m exercises.grade`` (:mod:`exercises.grade`).
 """
 
 from exercises.core import Feedback, Mistake, Question
+from exercises.tracking import progress
 
-__all__ = ["Feedback", "Mistake", "Question"]
+__all__ = ["Feedback", "Mistake", "Question", "progress"]

@@ -167,6 +167,9 @@ class Question:
         """Grade ``fn`` (default: ``fn_name`` from the notebook) and show one line."""
         fb = self.grade(fn)
         _display(str(fb), **{"text/html": fb._repr_html_()})
+        from exercises.tracking import record_check  # noqa: PLC0415  (progress: exercises.progress())
+
+        record_check(self, fb.ok, str(fb))
 
     def hint(self) -> None:
         """Show the hint."""

@@ -52,7 +52,13 @@ def _documented():
 
 
 def is_placeholder(fn: Any) -> bool:
-    """True if ``fn``'s bytecode is that of an empty body (``...``/``pass``, maybe a docstring)."""
+    """True if ``fn``'s bytecode is that of an empty body (``...``/``pass``, maybe a docstring).
+
+    A function run in another process (:mod:`exercises.grading.remote`) says so itself.
+    """
+    remote = getattr(fn, "qkit_placeholder", None)
+    if isinstance(remote, bool):
+        return remote
     code = getattr(fn, "__code__", None)
     return any(getattr(code, "co_code", None) == t.co_code and code.co_consts[1:] == t.co_consts[1:]
                for t in (_empty.__code__, _documented.__code__))
@@ -84,7 +90,13 @@ def exception_text(exc: BaseException, limit: int = 100) -> str:
 
 
 def learner_line(exc: BaseException, fn: Any) -> str:
-    """' (line N)': the deepest traceback line inside the learner's own cell, if any."""
+    """' (line N)': the deepest traceback line inside the learner's own cell, if any.
+
+    An error raised in another process (:mod:`exercises.grading.remote`) carries that line.
+    """
+    remote = getattr(exc, "qkit_line", None)
+    if isinstance(remote, int):
+        return f" (line {remote})"
     filename = getattr(getattr(fn, "__code__", None), "co_filename", None)
     line, tb = None, exc.__traceback__
     while tb is not None:

@@ -24,13 +24,20 @@ local loop, ``HYPOTHESIS_PROFILE=quick pytest ...`` loads the ``quick`` profile
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
+from pathlib import Path
 
 import pytest
 import torch
 
 from hypothesis_profiles import load_profile
 from qkit import data, models
+
+# Checks run by the tests (and by the notebooks' kernels and JupyterLab, which inherit this
+# environment) record progress in a file of this run, never in the user's own.
+os.environ.setdefault("QKIT_PROGRESS", str(Path(tempfile.mkdtemp(prefix="qkit-test-")) / "progress.json"))
 
 load_profile()
 
