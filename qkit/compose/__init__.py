@@ -11,10 +11,10 @@
 ('original', 'distilled', 'pruned', 'quantized', 'packed', 'onnx')
 """
 
-from qkit.compose.pipeline import STAGES, agreement, integer_skeleton, load_final, run, stage_rows
+from qkit.compose.pipeline import STAGES, agreement, assemble, integer_skeleton, load_final, run, stage_rows
 from qkit.compose.stages import RECIPE, check_recipe, distill_stage, kd_loss, prune_stage, quantize_stage, recipe
 from qkit.compose.storage import decode, encode, layer_bits, load_sparse_packed, stored_bytes, to_sparse_packed
 
-__all__ = ["RECIPE", "STAGES", "agreement", "check_recipe", "decode", "distill_stage", "encode", "integer_skeleton", "kd_loss", "load_final",
+__all__ = ["RECIPE", "STAGES", "agreement", "assemble", "check_recipe", "decode", "distill_stage", "encode", "integer_skeleton", "kd_loss", "load_final",
            "layer_bits", "load_sparse_packed", "prune_stage", "quantize_stage", "recipe", "run", "stage_rows", "stored_bytes",
            "to_sparse_packed"]

@@ -35,7 +35,7 @@ from qkit.compose.stages import RECIPE, check_recipe, distill_stage, prune_stage
 from qkit.compose.storage import load_sparse_packed, to_sparse_packed
 from qkit.train import outputs
 
-__all__ = ["STAGES", "agreement", "integer_skeleton", "load_final", "run", "stage_rows"]
+__all__ = ["STAGES", "agreement", "assemble", "integer_skeleton", "load_final", "run", "stage_rows"]
 
 STAGES = ("original", "distilled", "pruned", "quantized", "packed", "onnx")
 
@@ -69,9 +69,16 @@ def run(data: tuple, r: dict | None = None, *, seed: int = 0, teacher: nn.Module
     student = distill_stage(teacher, X, y, r, seed=seed, progress=progress)
     pruned = prune_stage(student, teacher, X, y, r, seed=seed, progress=progress)
     quantized = quantize_stage(pruned, teacher, X, y, r, seed=seed, progress=progress)
+    return assemble(teacher, student, pruned, quantized, Xt[:1], onnx_dir=onnx_dir)
+
+
+def assemble(teacher: nn.Module, student: nn.Module, pruned: nn.Module, quantized: nn.Module,
+             example: torch.Tensor, *, onnx_dir: str | None = None) -> dict[str, nn.Module]:
+    """``{stage: model}`` from the trained stages: the pruned model stored sparse, the integer one packed
+    sparse (the final model) and exported to ONNX (``"onnx"``: an ``OnnxModel`` with its ``path``)."""
     packed = to_sparse_packed(quantized)
     path = os.path.join(onnx_dir or tempfile.mkdtemp(prefix="qkit_capstone_"), "final_int8.onnx")
-    onnx_model = export.OnnxModel(export.to_onnx(packed, path, Xt[:1]))
+    onnx_model = export.OnnxModel(export.to_onnx(packed, path, example))
     onnx_model.path = path
     return {"original": teacher, "distilled": student, "pruned": prune.to_sparse(pruned),
             "quantized": quantized, "packed": packed, "onnx": onnx_model}

@@ -71,20 +71,14 @@ def _pruned(seed: int, sparsity: float):
 
 
 def compute(point: dict) -> dict:
-    from qkit import compose, export, prune
+    from qkit import compose
 
     seed, sparsity, w_bits = point["seed"], point["sparsity"], point["w_bits"]
     r = compose.recipe(sparsity=sparsity, w_bits=w_bits)
     X, y, Xt, yt = _data()
     quantized = compose.quantize_stage(_pruned(seed, sparsity), _teacher(), X, y, r, seed=seed)
-    packed = compose.to_sparse_packed(quantized)
-    import tempfile  # noqa: PLC0415
-
-    path = f"{tempfile.mkdtemp(prefix='qkit_capstone_')}/final_int8.onnx"
-    onnx_model = export.OnnxModel(export.to_onnx(packed, path, Xt[:1]))
-    onnx_model.path = path
-    stages = {"original": _teacher(), "distilled": _student(seed), "pruned": prune.to_sparse(_pruned(seed, sparsity)),
-              "quantized": quantized, "packed": packed, "onnx": onnx_model}
+    stages = compose.assemble(_teacher(), _student(seed), _pruned(seed, sparsity), quantized, Xt[:1])
+    packed = stages["packed"]
     rows = compose.stage_rows(stages, Xt, yt, batch=ARGS["latency_batch"], repeat=ARGS["latency_repeat"])
     keep = ("stage", "accuracy", "size", "size_ratio", "accuracy_drop", "sparsity", "latency_ms", "agreement")
     out = {"capability": torch.backends.cpu.get_cpu_capability(), "recipe": r,
