@@ -36,7 +36,10 @@ def test_a_sampled_point_is_reproduced(grid):
     assert fresh["recipe"] == stored["recipe"]
     for name, s in _stages(stored).items():
         f = _stages(fresh)[name]
-        assert f["size"] == s["size"], name
+        if same_cpu:
+            assert f["size"] == s["size"], name
+        else:  # QAT may round a few more weights to 0 elsewhere: a few bytes of packed values move
+            assert abs(f["size"] - s["size"]) <= 0.02 * s["size"], name
         if same_cpu:
             assert (f["accuracy"], f["sparsity"], f["agreement"]) == (s["accuracy"], s["sparsity"], s["agreement"]), name
         else:
@@ -51,8 +54,9 @@ def test_the_stored_final_model_is_the_one_in_the_table(grid):
     model = compose.load_final(final_state(grid), compose.RECIPE, X)
     row = _stages(results.lookup(grid["rows"], seed=0, sparsity=compose.RECIPE["sparsity"],
                                  w_bits=compose.RECIPE["w_bits"]))
-    assert measure.model_size(model) == row["packed"]["size"]
-    assert abs(evaluate(model, Xt, yt) - row["packed"]["accuracy"]) <= (0 if row["packed"] else 0.01)
+    assert measure.model_size(model) == row["packed"]["size"]  # the very bytes: no training involved
+    same_cpu = grid["rows"][0]["capability"] == torch.backends.cpu.get_cpu_capability()
+    assert abs(evaluate(model, Xt, yt) - row["packed"]["accuracy"]) <= (0 if same_cpu else 0.01)
     assert row["original"]["size"] / row["packed"]["size"] >= 20  # the lesson's budget holds for it
 
 
