@@ -302,3 +302,25 @@ def test_race_is_each_seeds_search_and_summarize_counts_by_hand():
         race(SPACE, trials=5, seeds=[], table=table)
     with pytest.raises(ValueError, match="curves must hold"):
         summarize({"random": curves["random"]})
+
+
+def test_fastest_ms_is_the_minimum_of_the_timed_calls(monkeypatch):
+    """With a fake clock, the fastest of the timed calls is returned and the warm-up calls are not timed."""
+    import time
+
+    durations = iter([50.0, 50.0, 7.0, 3.0, 9.0])  # ms of each call: 2 warm-ups, then 3 timed
+    clock = {"t": 0.0, "start": True}
+
+    def fake_counter():
+        if not clock["start"]:
+            clock["t"] += next(durations) / 1e3
+        clock["start"] = not clock["start"]
+        return clock["t"]
+
+    monkeypatch.setattr(time, "perf_counter", fake_counter)
+    assert nas.fastest_ms(torch.nn.Identity(), torch.zeros(1), repeat=3, warmup=2) == pytest.approx(3.0)
+    monkeypatch.undo()
+    with pytest.raises(TypeError, match="torch.nn.Module"):
+        nas.fastest_ms(lambda x: x, torch.zeros(1))
+    with pytest.raises(ValueError, match="repeat must be an int >= 1"):
+        nas.fastest_ms(torch.nn.Identity(), torch.zeros(1), repeat=0)

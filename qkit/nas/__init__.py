@@ -22,12 +22,13 @@ pieces, one module each:
 
 from qkit.nas.build import SearchedCNN, build
 from qkit.nas.compare import StoredTable, race, summarize
-from qkit.nas.estimate import (ESTIMATE, FULL, LatencyTable, full_accuracy, measure_latency, quick_accuracy, ranks,
-                               spearman, split, train_arch)
+from qkit.nas.estimate import (ESTIMATE, FULL, LatencyTable, fastest_ms, full_accuracy, measure_latency,
+                               quick_accuracy, ranks, spearman, split, train_arch)
 from qkit.nas.pareto import pareto
 from qkit.nas.search import STRATEGIES, Trial, best_so_far, count_params, search
 from qkit.nas.space import BLOCKS, SPACE, Arch, Space
 
 __all__ = ["BLOCKS", "ESTIMATE", "FULL", "SPACE", "STRATEGIES", "Arch", "LatencyTable", "SearchedCNN", "Space",
-           "StoredTable", "Trial", "best_so_far", "build", "count_params", "full_accuracy", "measure_latency",
-           "pareto", "quick_accuracy", "race", "ranks", "search", "spearman", "split", "summarize", "train_arch"]
+           "StoredTable", "Trial", "best_so_far", "build", "count_params", "fastest_ms", "full_accuracy",
+           "measure_latency", "pareto", "quick_accuracy", "race", "ranks", "search", "spearman", "split",
+           "summarize", "train_arch"]
