@@ -9,7 +9,7 @@ A combination the grid did not run is said so in the readout.
 from __future__ import annotations
 
 from qkit.results.capstone import summary
-from qkit.viz.capstone import StagePlot
+from qkit.viz.capstone import NAMES, StagePlot
 from qkit.widgets.base import Panel, toggle
 
 
@@ -58,6 +58,8 @@ class StagePanel(Panel):
         met = final["ratio"] >= self.budget_ratio and drop <= self.budget_drop
         return (f"final model: <b>{final['size']:,} bytes</b>, {final['ratio']:.1f}× smaller than the float32 "
                 f"original's {original['size']:,}; test accuracy <b>{100 * final['accuracy']:.2f} %</b> "
-                f"({drop:+.2f} points lost; random seeds {100 * final['low']:.2f}–{100 * final['high']:.2f} %). "
+                f"({drop:.2f} points lost; random seeds {100 * final['low']:.2f}–{100 * final['high']:.2f} %). "
                 f"Budget (≥ {self.budget_ratio:g}×, ≤ {self.budget_drop:g} points): "
-                f"<b>{'met' if met else 'not met'}</b>. The ONNX file holds dense int8: {st['onnx']['size']:,} bytes.")
+                f"<b>{'met' if met else 'not met'}</b>. The ONNX file holds dense int8: {st['onnx']['size']:,} bytes."
+                f"<br>Test accuracy by stage: " + ", ".join(f"{NAMES.get(s, s)} {100 * r['accuracy']:.2f} %"
+                                                           for s, r in zip(self.stages, rows)) + ".")
