@@ -15,8 +15,9 @@ the test split (``test``, reported). Two experiments:
 
 * ``"sweep"``: at ``sweep_per_class`` images a class, every ``T`` × ``alpha`` of ``ARGS`` and
   the scratch run (``alpha = 0``, stored with ``T = 1``);
-* ``"sizes"``: at every ``sizes`` entry (``0`` = all 1,079), scratch and the ``chosen`` (T, alpha):
-  the pair with the best mean validation accuracy in the sweep (a test checks it is).
+* ``"sizes"``: at every ``sizes`` entry (``0`` = all 1,079), scratch, the ``chosen`` (T, alpha) —
+  the pair with the best mean validation accuracy in the sweep (a test checks it is) — and the
+  chosen T with each of ``size_alphas`` (the labels kept in the loss).
 
 Make it with ``nice -n 10 python -m qkit.results.make distill --jobs 1``; the JSON is committed.
 """
@@ -37,6 +38,7 @@ ARGS = {
     "alphas": [0.25, 0.5, 0.75, 1.0],
     "sizes": [5, 20, 50, 0],  # images a class; 0 = every one of the 1,079
     "chosen": {"T": 8.0, "alpha": 1.0},  # best(): the highest mean validation accuracy of the sweep
+    "size_alphas": [0.5],  # at every other size also the chosen T with these alphas (labels kept)
 }
 
 
@@ -45,7 +47,8 @@ def points(args: dict) -> list[dict]:
     k = args["sweep_per_class"]
     runs = [(k, 1.0, 0.0)] + [(k, T, a) for T in args["Ts"] for a in args["alphas"]]
     T, a = args["chosen"]["T"], args["chosen"]["alpha"]
-    runs += [(n, t, al) for n in args["sizes"] if n != k for t, al in ((1.0, 0.0), (T, a))]
+    runs += [(n, t, al) for n in args["sizes"] if n != k
+             for t, al in ((1.0, 0.0), (T, a), *((T, extra) for extra in args["size_alphas"]))]
     return [{"per_class": n, "T": t, "alpha": al, "seed": s} for n, t, al in runs for s in args["seeds"]]
 
 

@@ -87,4 +87,4 @@ class DistillPanel(Panel):
                 f" % at T = {min(self.soft):g}). Student with <b>T = {T:g}, alpha = {alpha:g}</b>{mark}: "
                 f"validation {100 * self.accuracy:.1f} % vs scratch {100 * np.mean(self.scratch['val']):.1f} %, "
                 f"gain <b>{100 * gain:+.1f} ± {100 * se:.1f}</b> points (paired standard error, {n} seeds), "
-                f"which {verdict} the seed spread; on test {100 * tgain:+.1f} ± {100 * tse:.1f}.")
+                f"which {verdict} the spread over random seeds; on test {100 * tgain:+.1f} ± {100 * tse:.1f}.")
