@@ -21,7 +21,10 @@ logits is, row by row::
 :func:`train` trains a student on this loss with :func:`qkit.train.fit` (Adam, the
 same batches and augmentation as a scratch run with the same seed): the teacher sees
 every (augmented) batch the student sees, in eval mode, without gradients.
-:func:`soft_targets` is what the lesson's temperature slider shows.
+:func:`soft_targets` is what the lesson's temperature slider shows. :func:`per_class` (a small
+balanced labelled set), :func:`epochs_for` (the same number of steps whatever the set's size) and
+:func:`paired_gain` (mean and standard error of seed-paired differences) set up and judge the
+lesson's comparison of a distilled student with the same student from scratch.
 
 Scope: one teacher, logits only (no intermediate features as in FitNets).
 """
