@@ -12,7 +12,15 @@ every question of every lesson and how it went. Instructors grade a class with
 ``python -m exercises.grade`` (:mod:`exercises.grade`).
 """
 
-from exercises.core import Feedback, Mistake, Question
 from exercises.tracking import progress
 
 __all__ = ["Feedback", "Mistake", "Question", "progress"]
+
+
+def __getattr__(name: str):
+    """``exercises.Question`` and friends, imported on first use (the grader's own process never needs torch)."""
+    if name in ("Feedback", "Mistake", "Question"):
+        from exercises import core  # noqa: PLC0415
+
+        return getattr(core, name)
+    raise AttributeError(f"module 'exercises' has no attribute {name!r}")

@@ -23,6 +23,7 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -53,8 +54,8 @@ def questions_of(module_name: str) -> list:
     return sorted(found, key=lambda q: int(q.name[1:]) if q.name[1:].isdigit() else 0)
 
 
-def run_notebook(path: Path, names: list[str], cell_timeout: float, blobs_path: Path) -> dict:
-    """Execute the notebook, then the export cell; report errors and interrupted cells."""
+def run_notebook(path: Path, names, cell_timeout: float, blobs_path: Path) -> dict:
+    """Execute the notebook, then the export cell (``names()``: the functions to take out); report errors."""
     import nbformat  # noqa: PLC0415
     from nbclient import NotebookClient  # noqa: PLC0415
 
@@ -62,11 +63,11 @@ def run_notebook(path: Path, names: list[str], cell_timeout: float, blobs_path: 
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = []
-    nb.cells.append(nbformat.v4.new_code_cell(EXPORT % (names, str(blobs_path))))
     client = NotebookClient(nb, timeout=int(cell_timeout), allow_errors=True, interrupt_on_timeout=True,
                             error_on_timeout={"ename": "CellTimeout", "evalue": f"ran longer than {cell_timeout:g} s",
                                               "traceback": []},
-                            kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+                            kernel_name="python3", shutdown_kernel="immediate",
+                            resources={"metadata": {"path": str(path.parent)}})
     start = time.monotonic()
     errors = []
     with client.setup_kernel():
@@ -79,10 +80,13 @@ def run_notebook(path: Path, names: list[str], cell_timeout: float, blobs_path: 
             client.execute_cell(cell, index)
             timed_out = time.monotonic() - t0 >= cell_timeout
             for out in cell.outputs:
-                if out.get("output_type") == "error" and index < len(nb.cells) - 1:
+                if out.get("output_type") == "error":
                     text = (f"ran longer than {cell_timeout:g} s and was interrupted" if timed_out
                             else f"{out.get('ename')}: {out.get('evalue')}")
                     errors.append({"cell": code_index, "error": text[:200]})
+        export = nbformat.v4.new_code_cell(EXPORT % (names(), str(blobs_path)))
+        nb.cells.append(export)
+        client.execute_cell(export, len(nb.cells) - 1)
     return {"run_seconds": time.monotonic() - start, "errors": errors}
 
 
@@ -124,11 +128,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--lesson", action="append", required=True, help="a lesson module, e.g. exercises.ex01_affine")
     ap.add_argument("--cell-timeout", type=float, default=120.0)
     args = ap.parse_args(argv)
-    questions = [(m, q) for m in args.lesson for q in questions_of(m)]
-    names = sorted({q.fn_name for _, q in questions})
     from exercises.grading.remote import Runner  # noqa: PLC0415
 
     runner = Runner(log=args.result.with_suffix(".runner.log"), env=dict(os.environ, QKIT_PROGRESS="off"))
+    found: list = []  # the lesson's questions, imported (torch and all) while the kernel starts and runs
+    loader = threading.Thread(target=lambda: found.extend((m, q) for m in args.lesson for q in questions_of(m)))
+    loader.start()
+
+    def names() -> list[str]:
+        loader.join()
+        return sorted({q.fn_name for _, q in found})
+
     with tempfile.TemporaryDirectory(prefix="qkit-grade-") as tmp:
         blobs_path = Path(tmp) / "functions.json"
         run = run_notebook(args.notebook.resolve(), names, args.cell_timeout, blobs_path)
@@ -139,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
             run["errors"].append({"cell": None, "error": "the learner's functions could not be collected"})
         if not isinstance(blobs, dict):
             blobs = {}
-        rows = grade_functions(questions, blobs, runner)
+        rows = grade_functions(found, blobs, runner)
     args.result.write_text(json.dumps({**run, "questions": rows}, indent=1))
 
 
