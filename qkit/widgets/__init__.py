@@ -20,6 +20,11 @@ UI packages (``figures`` = static figures, ``viz`` = the plots a panel moves,
     05 quantization-aware training  —            qat.py       qat.py
     06 learned quant. parameters    learned.py   learned.py   learned.py
     07 partial quantization         partial.py   partial.py   partial.py
+    08 pruning                      prune.py     prune.py     prune.py
+                                    channels.py  —            —
+    09 knowledge distillation       distill.py   distill.py   distill.py
+    10 neural architecture search   nas.py       nas.py       nas.py
+    11 putting it together          capstone.py  capstone.py  capstone.py
     (shared)                        —            base.py      base.py
 
 A new lesson adds ``<topic>.py`` to the packages it needs and re-exports its
@@ -27,13 +32,17 @@ names here; notebooks use only the package-level names (``qkit.widgets.NumberLin
 """
 
 from qkit.widgets.base import Panel
+from qkit.widgets.capstone import StagePanel
+from qkit.widgets.distill import DistillPanel
 from qkit.widgets.kernels import AccumulatorPanel
 from qkit.widgets.learned import InitPanel
 from qkit.widgets.maps import NumberLinePanel, WeightBitsPanel
 from qkit.widgets.partial import BudgetPanel
+from qkit.widgets.prune import SparsityPanel
 from qkit.widgets.ptq import BitsCliffPanel, CalibrationSizePanel
 from qkit.widgets.qat import QATGridPanel, STEPanel
 from qkit.widgets.tensors import CalibrationPanel, GranularityPanel
 
-__all__ = ["AccumulatorPanel", "BitsCliffPanel", "BudgetPanel", "CalibrationPanel", "CalibrationSizePanel",
-           "GranularityPanel", "InitPanel", "NumberLinePanel", "Panel", "QATGridPanel", "STEPanel", "WeightBitsPanel"]
+__all__ = ["AccumulatorPanel", "BitsCliffPanel", "BudgetPanel", "CalibrationPanel", "CalibrationSizePanel", "DistillPanel",
+           "GranularityPanel", "InitPanel", "NumberLinePanel", "Panel", "QATGridPanel", "STEPanel", "SparsityPanel",
+           "StagePanel", "WeightBitsPanel"]
