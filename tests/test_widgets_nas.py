@@ -85,3 +85,21 @@ def test_bad_arguments_are_refused(grid):
         SearchPanel(grid, seeds=0)
     with pytest.raises(ValueError, match="no 'arch' rows"):
         SearchPanel({"args": {"trials": 5}, "rows": []})
+
+
+def test_static_figures_draw_every_point_with_labelled_axes():
+    from qkit.figures.nas import pareto_with_zoo, proxy_fidelity
+
+    fig = proxy_fidelity([0.5, 0.7, 0.9], [0.9, 0.95, 0.97], ["plain", "separable", "separable"], 1.0)
+    ax = fig.axes[0]
+    assert sum(len(c.get_offsets()) for c in ax.collections) == 3
+    assert "proxy" in ax.get_xlabel() and "full" in ax.get_ylabel() and "ρ = 1.00" in ax.get_title()
+    zoo = {"a": (9000, 0.97), "b": (14000, 0.99), "c": (30000, 0.98)}
+    fig = pareto_with_zoo(zoo, {"evo": (5000, [0.98, 0.99], "evolution"), "rnd": (5000, [0.98], "random")},
+                          budget=8000)
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any("evo: mean of 2 retrains" in t for t in labels) and any("8,000 params" in t for t in labels)
+    stars = [line for line in ax.lines if line.get_marker() == "*"]
+    assert sorted(x for s in stars for x in s.get_xdata()) == [5000, 5000 * 1.08]  # side by side
+    assert [t.get_text() for t in ax.texts] == ["a", "b", "c"]
