@@ -12,7 +12,7 @@ tensor([0.0000, 1.0000, 0.3059])
 
 import torch  # noqa: F401  (used by the doctest above)
 
-from qkit import compose, distill, export, fixedpoint, graph, measure, pack, partial, prune, ptq, qat  # noqa: F401  (qkit.ptq.convert, qkit.qat.prepare, qkit.distill.loss, …)
+from qkit import compose, distill, export, fixedpoint, graph, measure, nas, pack, partial, prune, ptq, qat  # noqa: F401  (qkit.ptq.convert, qkit.qat.prepare, qkit.distill.loss, …)
 from qkit.binary import binarize, ternarize
 from qkit.groups import fake_quantize_grouped, group_view, quantize_grouped, scale_overhead_bits, ungroup
 from qkit.observers import (

@@ -17,6 +17,7 @@ from qkit.viz.distill import SoftTargetPlot
 from qkit.viz.kernels import AccumulatorPlot
 from qkit.viz.learned import InitPlot
 from qkit.viz.maps import NumberLinePlot, WeightGridPlot
+from qkit.viz.nas import SearchPlot
 from qkit.viz.partial import BudgetPlot
 from qkit.viz.prune import SparsityPlot
 from qkit.viz.ptq import CurvesPlot
@@ -24,5 +25,5 @@ from qkit.viz.qat import AccuracyBitsPlot, STEPlot
 from qkit.viz.tensors import CalibrationPlot, GranularityPlot
 
 __all__ = ["AccumulatorPlot", "AccuracyBitsPlot", "Blitter", "BudgetPlot", "CLIPPED", "CalibrationPlot",
-           "CurvesPlot", "GRID", "GranularityPlot", "INSIDE", "InitPlot", "NumberLinePlot", "STEPlot", "SoftTargetPlot", "SparsityPlot", "StagePlot",
+           "CurvesPlot", "GRID", "GranularityPlot", "INSIDE", "InitPlot", "NumberLinePlot", "STEPlot", "SearchPlot", "SoftTargetPlot", "SparsityPlot", "StagePlot",
            "WeightGridPlot", "ZERO", "fake_quantize_np", "grid_levels", "new_figure", "png_bytes"]

@@ -37,6 +37,7 @@ from qkit.widgets.distill import DistillPanel
 from qkit.widgets.kernels import AccumulatorPanel
 from qkit.widgets.learned import InitPanel
 from qkit.widgets.maps import NumberLinePanel, WeightBitsPanel
+from qkit.widgets.nas import SearchPanel
 from qkit.widgets.partial import BudgetPanel
 from qkit.widgets.prune import SparsityPanel
 from qkit.widgets.ptq import BitsCliffPanel, CalibrationSizePanel
@@ -44,5 +45,5 @@ from qkit.widgets.qat import QATGridPanel, STEPanel
 from qkit.widgets.tensors import CalibrationPanel, GranularityPanel
 
 __all__ = ["AccumulatorPanel", "BitsCliffPanel", "BudgetPanel", "CalibrationPanel", "CalibrationSizePanel", "DistillPanel",
-           "GranularityPanel", "InitPanel", "NumberLinePanel", "Panel", "QATGridPanel", "STEPanel", "SparsityPanel",
+           "GranularityPanel", "InitPanel", "NumberLinePanel", "Panel", "QATGridPanel", "STEPanel", "SearchPanel", "SparsityPanel",
            "StagePanel", "WeightBitsPanel"]
