@@ -61,6 +61,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_deploy.py
 	$(BIN)/python benchmarks/bench_ptq.py
 	$(BIN)/python benchmarks/bench_qat.py
+	$(BIN)/python benchmarks/bench_compress.py
+	$(BIN)/python benchmarks/bench_grade.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
