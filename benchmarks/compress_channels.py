@@ -5,7 +5,8 @@ Run: ``python benchmarks/compress_channels.py [--quick]`` (or ``bench_compress.p
 For each model (resnet, the lesson's, and mobilenet_v1), half the channels of every prunable
 group removed (:func:`qkit.prune.channels`, ``amount=0.5``, the criterion chosen for the model),
 then :func:`qkit.prune.finetune` with the model's recipe (``qkit.results.channels.ARGS["recipe"]``:
-criterion, learning rate and epochs chosen on the last 359 training images, never on the test split):
+criterion, learning rate, epochs and whether the loss distils from the dense model, chosen on the
+last 359 training images, never on the test split):
 
 * **accuracy**: mean test accuracy over 3 seeds at most 1 point below the dense model's;
 * **speed**: torch fp32 at batch 256, one thread, median of 30 round-robin calls, dense / pruned
@@ -64,7 +65,8 @@ def budgets(quick: bool = False) -> list[dict]:
                          passed=drop <= 1.0,
                          detail=f"dense {dense_acc:.2%}, pruned {statistics.mean(accs):.2%} (seeds "
                                 f"{min(accs):.2%}-{max(accs):.2%}; {recipe['criterion']}, lr {recipe['lr']:g}, "
-                                f"{recipe['epochs']} epochs; {source})"))
+                                f"{recipe['epochs']} epochs{', distilled from the dense model' if recipe['distill'] else ''}; "
+                                f"{source})"))
         t = grid.latency(name, AMOUNT, batch=grid.ARGS["batch"], repeat=grid.ARGS["repeat"],
                          criterion=recipe["criterion"])
         rows.append(dict(name=f"{name}: half the channels, x faster (fp32)", value=t["speedup"], budget=">= 1.5x",

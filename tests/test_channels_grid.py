@@ -62,14 +62,17 @@ def test_recipe_is_the_best_on_the_held_out_images(grid):
         assert grid["args"]["recipe"][name] == best_recipe(grid["rows"], name)
         chosen = [r for r in grid["rows"] if r["kind"] == "choose" and r["model"] == name]
         assert len(chosen) == (len(grid["args"]["criteria"]) * len(grid["args"]["choose_lr"])
-                               * len(grid["args"]["choose_epochs"]))
+                               * len(grid["args"]["choose_epochs"]) * len(grid["args"]["choose_distill"]))
 
 
 def test_best_recipe_breaks_ties_towards_less_training():
-    rows = [{"kind": "choose", "model": "m", "criterion": c, "lr": lr, "epochs": e, "holdout_acc": acc}
-            for c, lr, e, acc in [("l1", 0.01, 16, 0.95), ("bn", 0.003, 8, 0.95), ("l1", 0.003, 8, 0.95),
-                                  ("l1", 0.001, 32, 0.94)]]
-    assert best_recipe(rows, "m") == {"criterion": "l1", "lr": 0.003, "epochs": 8}
+    rows = [{"kind": "choose", "model": "m", "criterion": c, "lr": lr, "epochs": e, "distill": d, "holdout_acc": acc}
+            for c, lr, e, d, acc in [("l1", 0.01, 16, False, 0.95), ("bn", 0.003, 8, False, 0.95),
+                                     ("l1", 0.003, 8, True, 0.95), ("l1", 0.003, 8, False, 0.95),
+                                     ("l1", 0.001, 32, True, 0.94)]]
+    assert best_recipe(rows, "m") == {"criterion": "l1", "lr": 0.003, "epochs": 8, "distill": False}
+    rows[-1]["holdout_acc"] = 0.96
+    assert best_recipe(rows, "m") == {"criterion": "l1", "lr": 0.001, "epochs": 32, "distill": True}
     with pytest.raises(ValueError, match="no 'choose' rows"):
         best_recipe(rows, "other")
 
@@ -108,7 +111,7 @@ def test_summary_means_and_spreads(grid):
             for k in grid["args"]["seeds"]]
     mean = sum(accs) / len(accs)
     assert math.isclose(s["acc"], mean)
-    assert math.isclose(s["acc_std"], math.sqrt(sum((a - mean) ** 2 for a in accs) / (len(accs) - 1)))
+    assert math.isclose(s["acc_std"], math.sqrt(sum((a - mean) ** 2 for a in accs) / (len(accs) - 1)), abs_tol=1e-12)
     t = results.lookup(rows, kind="latency", model="mobilenet_v1", amount=0.5)
     assert math.isclose(s["speedup"], t["dense_ms"] / t["structured_ms"])
     live = summary(rows, "mobilenet_v1", {0.5: {"dense_ms": 4.0, "structured_ms": 2.0, "unstructured_ms": 4.4}})
@@ -146,6 +149,18 @@ def test_figure_without_latencies():
     fig = structured_figure(rows)
     assert "no latencies" in fig.axes[1].texts[0].get_text()
     assert "—" in structured_table(rows).splitlines()[2]
+
+
+def test_teacher_loss_is_the_distillation_loss_against_the_dense_logits(zoo, digits_test):
+    from qkit import distill
+
+    X, y = digits_test[0][:32], digits_test[1][:32]
+    student = prune.channels(zoo["resnet"], 0.5)
+    logits = student(X)
+    T, alpha = grid_module.ARGS["teacher"]["T"], grid_module.ARGS["teacher"]["alpha"]
+    expected = distill.loss(logits, zoo["resnet"](X), y, T=T, alpha=alpha)
+    assert torch.equal(grid_module.teacher_loss(zoo["resnet"])(logits, y, X), expected)
+    assert not torch.equal(expected, torch.nn.functional.cross_entropy(logits, y))
 
 
 def test_unstructured_pruning_keeps_the_dense_kernels_latency_structure(zoo):

@@ -28,7 +28,7 @@ The surgery, for a kept index list ``K`` of a group:
 If a removed channel's output is exactly 0 everywhere (its filter and BN
 ``γ, β`` zeroed), removal changes no output: the consumers only lose terms
 ``w · 0``. Otherwise the removed activations are missed, and a fine-tune
-(:func:`compare_structured`) wins the accuracy back.
+(:func:`qkit.prune.finetune`) wins the accuracy back: see the grid ``qkit/results/channels.py``.
 
 >>> from torch import nn
 >>> net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))

@@ -7,11 +7,13 @@ Every point is one of six kinds (accuracies on the digits test split unless said
   :func:`qkit.prune.channels` (no training, deterministic);
 * ``structured``: ``model`` × ``amount`` × ``seed``: :func:`qkit.prune.channels` with the
   model's chosen criterion, then :func:`qkit.prune.finetune` with its chosen ``lr`` and
-  ``epochs`` (the seed draws the batch order and the pixel shifts);
+  ``epochs``, the loss distilled from the dense model if ``distill`` (Hinton et al. 2015,
+  :func:`qkit.distill.loss` with ``ARGS["teacher"]``'s T and alpha) (the seed draws the batch
+  order and the pixel shifts);
 * ``unstructured``: the same ``model`` × ``amount`` × ``seed``: :func:`qkit.prune.magnitude`
   (global) at the conv/linear weight sparsity the structured model has (``sparsity``: the fraction
   of those weights it removed), then the same fine-tune; its tensors keep their shapes;
-* ``choose``: ``model`` × ``criterion`` × ``lr`` × ``epochs`` at ``choose_amount``: fine-tuned
+* ``choose``: ``model`` × ``criterion`` × ``lr`` × ``epochs`` × ``distill`` at ``choose_amount``: fine-tuned
   on the training split without its last ``holdout`` images, measured on those (``holdout_acc``).
   The zoo models saw those images in training, so they are not unseen: only kept apart from
   the test split, which no choice here reads. ``ARGS["recipe"]`` is :func:`best_recipe` of
@@ -35,10 +37,12 @@ ARGS = {
     "choose_amount": 0.5,
     "choose_lr": [3e-3, 1e-2],
     "choose_epochs": [8, 16, 32],
+    "choose_distill": [False, True],
+    "teacher": {"T": 2.0, "alpha": 0.7},  # Hinton et al. 2015's loss, as qkit.qat.TEACHER
     # best_recipe() of the "choose" rows (tests/test_channels_grid.py checks it)
     "recipe": {
-        "resnet": {"criterion": "bn", "lr": 3e-3, "epochs": 8},
-        "mobilenet_v1": {"criterion": "bn", "lr": 1e-2, "epochs": 32},
+        "resnet": {"criterion": "bn", "lr": 3e-3, "epochs": 8, "distill": False},
+        "mobilenet_v1": {"criterion": "l1", "lr": 1e-2, "epochs": 32, "distill": True},
     },
     "batch": 256,
     "repeat": 30,
@@ -46,8 +50,9 @@ ARGS = {
 
 
 def points(args: dict) -> list[dict]:
-    pts = [{"kind": "choose", "model": m, "criterion": c, "lr": lr, "epochs": e}
-           for m in args["models"] for c in args["criteria"] for lr in args["choose_lr"] for e in args["choose_epochs"]]
+    pts = [{"kind": "choose", "model": m, "criterion": c, "lr": lr, "epochs": e, "distill": d}
+           for m in args["models"] for c in args["criteria"] for lr in args["choose_lr"] for e in args["choose_epochs"]
+           for d in args["choose_distill"]]
     pts += [{"kind": "dense", "model": m} for m in args["models"]]
     pts += [{"kind": "oneshot", "model": m, "amount": a, "criterion": c}
             for m in args["models"] for a in args["amounts"] for c in args["criteria"]]
@@ -59,19 +64,49 @@ def points(args: dict) -> list[dict]:
 
 
 def best_recipe(rows: list[dict], model: str, args: dict = ARGS) -> dict:
-    """The ``choose`` row of ``model`` with the best held-out accuracy; ties: fewer epochs, smaller lr, criteria order.
+    """The ``choose`` row of ``model`` with the best held-out accuracy; ties: fewer epochs, smaller lr, criteria order,
+    no distillation.
 
     Example:
-        >>> rows = [{"kind": "choose", "model": "m", "criterion": "bn", "lr": 0.01, "epochs": 8, "holdout_acc": 0.9},
-        ...         {"kind": "choose", "model": "m", "criterion": "l1", "lr": 0.001, "epochs": 16, "holdout_acc": 0.9}]
+        >>> rows = [{"kind": "choose", "model": "m", "criterion": "bn", "lr": 0.01, "epochs": 8, "distill": True,
+        ...          "holdout_acc": 0.9},
+        ...         {"kind": "choose", "model": "m", "criterion": "l1", "lr": 0.001, "epochs": 16, "distill": False,
+        ...          "holdout_acc": 0.9}]
         >>> best_recipe(rows, "m")
-        {'criterion': 'bn', 'lr': 0.01, 'epochs': 8}
+        {'criterion': 'bn', 'lr': 0.01, 'epochs': 8, 'distill': True}
     """
     found = [r for r in rows if r["kind"] == "choose" and r["model"] == model]
     if not found:
         raise ValueError(f"no 'choose' rows for model {model!r}")
-    best = min(found, key=lambda r: (-r["holdout_acc"], r["epochs"], r["lr"], args["criteria"].index(r["criterion"])))
-    return {"criterion": best["criterion"], "lr": best["lr"], "epochs": best["epochs"]}
+    best = min(found, key=lambda r: (-r["holdout_acc"], r["epochs"], r["lr"], args["criteria"].index(r["criterion"]),
+                                     r["distill"]))
+    return {"criterion": best["criterion"], "lr": best["lr"], "epochs": best["epochs"], "distill": best["distill"]}
+
+
+def teacher_loss(teacher, T: float = ARGS["teacher"]["T"], alpha: float = ARGS["teacher"]["alpha"]):
+    """``loss_fn(logits, labels, inputs)`` for :func:`qkit.train.fit`: distil from ``teacher`` (the dense model).
+
+    :func:`qkit.distill.loss` of the student's logits against the teacher's on the same (shifted)
+    batch: ``alpha · T² · KL(soft teacher ‖ soft student) + (1 - alpha) · cross-entropy``.
+    """
+    from qkit import distill
+
+    teacher.eval()
+
+    def loss_fn(logits: torch.Tensor, labels: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            soft = teacher(inputs)  # (N, classes) float32
+        return distill.loss(logits, soft, labels, T=T, alpha=alpha)
+
+    return loss_fn
+
+
+def finetune(pruned, dense, X: torch.Tensor, y: torch.Tensor, recipe: dict, seed: int) -> None:
+    """:func:`qkit.prune.finetune` of ``pruned`` with ``recipe`` (lr, epochs; distilled from ``dense`` if it says so)."""
+    from qkit import prune
+
+    extra = {"loss_fn": teacher_loss(dense)} if recipe["distill"] else {}
+    prune.finetune(pruned, X, y, epochs=recipe["epochs"], lr=recipe["lr"], seed=seed, progress=False, **extra)
 
 
 def weight_count(model) -> int:
@@ -187,7 +222,7 @@ def compute(point: dict) -> dict:
             sparsity = structured_sparsity(name, point["amount"], recipe["criterion"])
             pruned = prune.magnitude(dense, sparsity)
             out.update(sparsity=sparsity)
-        prune.finetune(pruned, X, y, epochs=recipe["epochs"], lr=recipe["lr"], seed=point["seed"], progress=False)
+        finetune(pruned, dense, X, y, recipe, point["seed"])
         pruned.eval()
         out.update(acc=evaluate(pruned, Xt, yt), params=_nonzero(pruned), weights=weight_count(pruned),
                    bytes=measure.model_size(pruned))
@@ -196,7 +231,7 @@ def compute(point: dict) -> dict:
     elif kind == "choose":
         h = args["holdout"]
         pruned = prune.channels(dense, args["choose_amount"], criterion=point["criterion"])
-        prune.finetune(pruned, X[:-h], y[:-h], epochs=point["epochs"], lr=point["lr"], seed=0, progress=False)
+        finetune(pruned, dense, X[:-h], y[:-h], point, 0)
         out.update(holdout_acc=evaluate(pruned.eval(), X[-h:], y[-h:]))
     elif kind == "latency":
         out.update(latency(name, point["amount"], batch=args["batch"], repeat=args["repeat"]))
