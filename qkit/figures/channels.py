@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from qkit.measure import format_bytes
 from qkit.viz.base import new_figure
@@ -92,15 +93,16 @@ def structured_figure(rows: Sequence[dict], model: str = "", batch: int = 256) -
             ax.errorbar(xs, accs, yerr=errs, fmt="o-", ms=5, lw=1.6, capsize=3, color=COLOURS[method],
                         label=LABELS[method])
             for x, a, r in zip(xs, accs, found):
-                ax.annotate(f"{100 * r['sparsity']:.0f} %", (x, a), textcoords="offset points", xytext=(4, -11),
-                            fontsize=7, color=COLOURS[method])
+                ax.annotate(f"{100 * r['sparsity']:.0f} %", (x, a), textcoords="offset points",
+                            xytext=(4, -11) if method == "structured" else (4, 5), fontsize=7, color=COLOURS[method])
     for r in rows:
         if r["method"] == "dense":
             left.plot([r["params"]], [100 * r["acc"]], "*", ms=12, color=COLOURS["dense"], label=LABELS["dense"])
             if r["ms"] is not None:
                 right.plot([r["ms"]], [100 * r["acc"]], "*", ms=12, color=COLOURS["dense"], label=LABELS["dense"])
-    left.set_xscale("log")
-    left.set_xlabel("non-zero parameters (count, log scale)")
+    left.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    left.set_xlim(left=0)
+    left.set_xlabel("non-zero parameters (count)")
     right.set_xlabel(f"latency, torch fp32 (ms per batch of {batch} images)")
     for ax in (left, right):
         ax.set_ylabel("test accuracy after fine-tuning (%)")
