@@ -112,6 +112,14 @@ def grade_notebook(path: Path, *, timeout: float = DEFAULTS["timeout"], cell_tim
         return {"file": str(path), "rows": rows, "findings": findings, "problem": problem,
                 "seconds": time.monotonic() - start}
     errors = [f"cell {e['cell']}: {e['error']}" if e["cell"] else e["error"] for e in data["errors"]]
+    if data.get("stuck"):
+        from exercises.grading.execute import questions_of  # noqa: PLC0415
+
+        problem = errors[-1]
+        rows = [_row(path, _lesson_label(m), q.name, "not graded", problem, 0.0, "; ".join(findings))
+                for m in scan.lessons for q in questions_of(m)]
+        return {"file": str(path), "rows": rows, "findings": findings, "errors": errors, "problem": problem,
+                "seconds": time.monotonic() - start, "run_seconds": data["run_seconds"]}
     rows = []
     for q in data["questions"]:
         status = {True: "correct", False: "wrong", None: "not attempted"}[q["ok"]]

@@ -92,7 +92,8 @@ def test_an_endless_cell_is_interrupted_and_the_rest_graded(gradebook):
 
 def test_a_loop_that_eats_interrupts_is_stopped(gradebook):
     assert set(_status(gradebook, "fay").values()) == {"not graded"}
-    assert "ran longer than 45 s" in gradebook["files"]["fay"]["problem"]
+    problem = gradebook["files"]["fay"]["problem"]  # stopped at the cell, or (on a slow machine) at the notebook limit
+    assert "could not be interrupted" in problem or "ran longer than 45 s" in problem
 
 
 def test_a_memory_hog_is_stopped(gradebook):

@@ -84,10 +84,29 @@ def run_notebook(path: Path, names, cell_timeout: float, blobs_path: Path) -> di
                     text = (f"ran longer than {cell_timeout:g} s and was interrupted" if timed_out
                             else f"{out.get('ename')}: {out.get('evalue')}")
                     errors.append({"cell": code_index, "error": text[:200]})
+            if timed_out and not _responds(client, nbformat):
+                errors[-1:] = [{"cell": code_index, "error": f"ran longer than {cell_timeout:g} s and could not "
+                                                         "be interrupted: the notebook was stopped there"}]
+                return {"run_seconds": time.monotonic() - start, "errors": errors, "stuck": code_index}
         export = nbformat.v4.new_code_cell(EXPORT % (names(), str(blobs_path)))
         nb.cells.append(export)
         client.execute_cell(export, len(nb.cells) - 1)
     return {"run_seconds": time.monotonic() - start, "errors": errors}
+
+
+PROBE_SECONDS = 10  # after an interrupted cell: how long the kernel may take to answer again
+
+
+def _responds(client, nbformat) -> bool:
+    """Does the kernel run a new cell after an interrupt? (A loop that swallows KeyboardInterrupt keeps it busy.)"""
+    timeout, client.timeout = client.timeout, PROBE_SECONDS
+    try:
+        probe = nbformat.v4.new_code_cell("pass")
+        t0 = time.monotonic()
+        client.execute_cell(probe, 0)
+        return time.monotonic() - t0 < PROBE_SECONDS
+    finally:
+        client.timeout = timeout
 
 
 def grade_functions(questions: list[tuple[str, object]], blobs: dict, runner) -> list[dict]:
@@ -142,14 +161,16 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="qkit-grade-") as tmp:
         blobs_path = Path(tmp) / "functions.json"
         run = run_notebook(args.notebook.resolve(), names, args.cell_timeout, blobs_path)
-        try:
-            blobs = json.loads(blobs_path.read_text())
-        except (OSError, ValueError):
-            blobs = {}
-            run["errors"].append({"cell": None, "error": "the learner's functions could not be collected"})
-        if not isinstance(blobs, dict):
-            blobs = {}
-        rows = grade_functions(found, blobs, runner)
+        rows = []
+        if run.get("stuck"):  # nothing to take out of a kernel that no longer answers
+            runner.close()
+        else:
+            try:
+                blobs = json.loads(blobs_path.read_text())
+            except (OSError, ValueError):
+                blobs = {}
+                run["errors"].append({"cell": None, "error": "the learner's functions could not be collected"})
+            rows = grade_functions(found, blobs if isinstance(blobs, dict) else {}, runner)
     args.result.write_text(json.dumps({**run, "questions": rows}, indent=1))
 
 
