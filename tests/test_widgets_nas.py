@@ -40,6 +40,20 @@ def test_every_control_changes_the_picture_and_the_readout(panel):
         assert panel.readout.value != before_text, name
 
 
+def test_a_limit_that_excludes_nothing_more_still_says_so(panel):
+    """At 9,000 params every architecture is faster than the slowest latency limit: the picture cannot
+    change, so the readout must name the limit and how many architectures it alone admits."""
+    panel.controls["max_params"].value = 9000
+    panel.controls["max_latency_ms"].value = NO_LIMIT
+    before = panel.readout.value
+    loosest = max(v for v in LATENCY_LIMITS if v != NO_LIMIT)
+    panel.controls["max_latency_ms"].value = loosest
+    after = panel.readout.value
+    assert after != before
+    admitted = int((panel.latency <= loosest).sum())
+    assert f"≤ {loosest:g} ms: {admitted}" in after and f"≤ {loosest:g} ms" not in before
+
+
 def test_the_readout_is_what_the_searches_find(panel, grid):
     """The mean best at the budget, re-computed here from the stored table with qkit.nas.search."""
     panel.controls["max_latency_ms"].value = NO_LIMIT

@@ -119,7 +119,13 @@ class SearchPanel(Panel):
         distinct = len({t.arch for t in trials})
         verdict = ("evolution ahead" if s["evolution"] > s["random"] else
                    "random search ahead" if s["random"] > s["evolution"] else "a tie")
-        return (f"<b>{int(ok.sum())} of {len(ok)}</b> architectures meet the limits (best proxy "
+        limits = []  # each limit with how many architectures it alone admits, so a move that binds none still shows
+        if max_params:
+            limits.append(f"≤ {max_params:,} params: {int((self.params <= max_params).sum())}")
+        if max_latency_ms:
+            limits.append(f"≤ {max_latency_ms:g} ms: {int((self.latency <= max_latency_ms).sum())}")
+        named = "; ".join(limits) if limits else "no limits set"
+        return (f"<b>{int(ok.sum())} of {len(ok)}</b> architectures meet the limits ({named}; best proxy "
                 f"{100 * ceiling:.1f} %). Seed {seed}, {shown}: {distinct} distinct architectures in "
                 f"{self.trials} trials, best <b>{best.key}</b> ({best.params:,} params, {best.latency_ms:.2f} ms, "
                 f"proxy {100 * best.estimate:.1f} %). Mean best at the budget over {s['seeds']} seeds: random "
