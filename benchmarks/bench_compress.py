@@ -37,6 +37,24 @@ def format_rows(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def run_part(doc: str, budgets, quick_help: str, after: str = "") -> None:
+    """The command line of one ``compress_<part>.py`` run alone: its ``--quick`` flag, the CPU line, its table.
+
+    Args:
+        doc: the part's module docstring (its first line describes the command).
+        budgets: the part's ``budgets(quick=...)``.
+        quick_help: what ``--quick`` does in that part.
+        after: a line printed under the table (empty: none).
+    """
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help=quick_help)
+    args = ap.parse_args()
+    print(machine_line())
+    print(format_rows(budgets(quick=args.quick)))
+    if after:
+        print(after)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer seeds and epochs (a smoke run; budgets not final)")

@@ -30,7 +30,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 
 from qkit import compose, results  # noqa: E402
-from qkit.kernels.bench import machine_line  # noqa: E402
 from qkit.results.make import compute_point  # noqa: E402
 
 
@@ -88,16 +87,9 @@ def budgets(quick: bool = False) -> list[dict]:
 
 
 def main() -> None:
-    import argparse
+    from bench_compress import run_part
 
-    from bench_compress import format_rows
-
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="rows from the stored grid (no training)")
-    args = ap.parse_args()
-    print(machine_line())
-    print(format_rows(budgets(quick=args.quick)))
-    print(f"recipe: {compose.RECIPE}")
+    run_part(__doc__, budgets, "rows from the stored grid (no training)", after=f"recipe: {compose.RECIPE}")
 
 
 if __name__ == "__main__":

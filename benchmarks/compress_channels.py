@@ -29,7 +29,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 
 from qkit import data, measure, models, prune, results  # noqa: E402
-from qkit.kernels.bench import machine_line  # noqa: E402
 from qkit.results import channels as grid  # noqa: E402
 from qkit.results.make import compute_point  # noqa: E402
 from qkit.train import evaluate  # noqa: E402
@@ -82,15 +81,9 @@ def budgets(quick: bool = False) -> list[dict]:
 
 
 def main() -> None:
-    import argparse
+    from bench_compress import run_part
 
-    from bench_compress import format_rows
-
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="accuracies from the stored grid (no fine-tunes)")
-    args = ap.parse_args()
-    print(machine_line())
-    print(format_rows(budgets(quick=args.quick)))
+    run_part(__doc__, budgets, "accuracies from the stored grid (no fine-tunes)")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ tenth of the teacher's (``qkit.measure.model_size``).
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -60,15 +59,9 @@ def budgets(quick: bool = False) -> list[dict]:
 
 
 def main() -> None:
-    from bench_compress import format_rows
+    from bench_compress import run_part
 
-    from qkit.kernels.bench import machine_line
-
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="3 seeds instead of 8 (a smoke run)")
-    args = ap.parse_args()
-    print(machine_line())
-    print(format_rows(budgets(quick=args.quick)))
+    run_part(__doc__, budgets, "3 seeds instead of 8 (a smoke run)")
 
 
 if __name__ == "__main__":

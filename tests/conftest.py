@@ -87,6 +87,16 @@ def forced_conv(monkeypatch):
     conv_engine.reset()
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module (``pytest.mark.usefixtures("one_thread")``): two threads on a shared,
+    loaded machine run small layers many times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def digits_train() -> tuple[torch.Tensor, torch.Tensor]:
     return data.digits("train")

@@ -17,16 +17,7 @@ from qkit.results import channels as grid_module
 from qkit.results.channels import best_recipe, summary
 from qkit.results.make import compute_point
 
-pytestmark = pytest.mark.lesson08
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: two on a shared, loaded machine run these small layers many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = [pytest.mark.lesson08, pytest.mark.usefixtures("one_thread")]
 
 
 @pytest.fixture(scope="module")

@@ -20,16 +20,8 @@ from qkit.graph import get_module
 from qkit.prune.channels import channels, groups
 from qkit.prune.structure import analyse
 
-pytestmark = pytest.mark.lesson08
+pytestmark = [pytest.mark.lesson08, pytest.mark.usefixtures("one_thread")]
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: two on a shared, loaded machine run these small layers many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 ZOO = models.names()
 CNNS = ["inception", "mobilenet_v1", "mobilenet_v2", "resnet"]

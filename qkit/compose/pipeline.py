@@ -58,7 +58,7 @@ def run(data: tuple, r: dict | None = None, *, seed: int = 0, teacher: nn.Module
     Args:
         data: ``(X, y, Xt, yt)``: training images and labels, test images (for the export's example) and labels.
         r: the recipe (default :data:`qkit.compose.RECIPE`).
-        seed: the seed of every training stage (batch order, pixel shifts, QAT's initial batch).
+        seed: the random seed of every training stage (batch order, pixel shifts, QAT's initial batch).
         teacher: the float model to start from (default: the zoo's ``r["teacher"]``).
         onnx_dir: where the ONNX file goes (default: a new temporary directory).
         progress: progress bars for the training stages.

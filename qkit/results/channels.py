@@ -8,7 +8,7 @@ Every point is one of six kinds (accuracies on the digits test split unless said
 * ``structured``: ``model`` × ``amount`` × ``seed``: :func:`qkit.prune.channels` with the
   model's chosen criterion, then :func:`qkit.prune.finetune` with its chosen ``lr`` and
   ``epochs``, the loss distilled from the dense model if ``distill`` (Hinton et al. 2015,
-  :func:`qkit.distill.loss` with ``ARGS["teacher"]``'s T and alpha) (the seed draws the batch
+  :func:`qkit.distill.loss` with ``ARGS["teacher"]``'s T and alpha) (the random seed draws the batch
   order and the pixel shifts);
 * ``unstructured``: the same ``model`` × ``amount`` × ``seed``: :func:`qkit.prune.magnitude`
   (global) at the conv/linear weight sparsity the structured model has (``sparsity``: the fraction

@@ -7,7 +7,7 @@ Every point is one of five kinds (all accuracies on the digits test split unless
   real file sizes (``qkit.measure.model_size``) of the model stored sparse (:func:`qkit.prune.to_sparse`)
   and dense, in float32 and as an int8 model (``qkit.ptq.convert``, the first 256 training images);
 * ``finetuned``: ``sparsity`` × ``seed``: global magnitude pruning, then
-  :func:`qkit.prune.finetune` (``epochs``, ``lr``; the seed draws the batch order and shifts);
+  :func:`qkit.prune.finetune` (``epochs``, ``lr``; the random seed draws the batch order and shifts);
 * ``gradual``: ``sparsity`` × ``seed``: :func:`qkit.prune.gradual` from the dense model over
   the same ``epochs`` and recipe (sparsity rises over the first ``prune_fraction`` of the steps,
   a pruning step every ``dt`` optimizer steps);

@@ -16,7 +16,7 @@ the recipe's default 10: the 60 points must compute in 8 minutes on one core.
 
 ``w_bits=1`` keeps the first and last layer at 8 bits, as the binary-network
 literature does (Rastegari et al. 2016; Zhou et al. 2016). Activations
-are 8-bit throughout. The seed picks both the calibration batch (256 training
+are 8-bit throughout. The random seed picks both the calibration batch (256 training
 images) and the batch order, so even the PTQ points have a spread.
 
 >>> [p for p in points(ARGS)][:2]

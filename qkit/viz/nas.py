@@ -58,7 +58,7 @@ class SearchPlot:
         self.t = t
         self.mean = {s: bx.plot(t, np.full(trials, np.nan), lw=2.2, color=c, label=f"{s}: mean over seeds")[0]
                      for s, c in STRATEGY_COLOURS.items()}
-        self.one = {s: bx.plot(t, np.full(trials, np.nan), lw=0.9, ls="--", color=c, label=f"{s}: the seed shown")[0]
+        self.one = {s: bx.plot(t, np.full(trials, np.nan), lw=0.9, ls="--", color=c, label=f"{s}: the random seed shown")[0]
                     for s, c in STRATEGY_COLOURS.items()}
         self.ceiling = bx.axhline(np.nan, color="black", lw=1, ls=":", label="best feasible in the table")
         bx.set_xlim(0.5, trials + 0.5)

@@ -23,7 +23,7 @@ LATENCY_LIMITS = (1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 12.0, 20.0, NO_LIMIT)
 
 
 class SearchPanel(Panel):
-    """Sliders: the parameter limit, the latency limit, the seed shown; toggle: whose trials the left shows.
+    """Sliders: the parameter limit, the latency limit, the random seed shown; toggle: whose trials the left shows.
 
     Args:
         grid: ``qkit.results.load("nas")``.

@@ -1,6 +1,6 @@
 """Retrain zoo models and write their state_dicts: ``python -m qkit.zoo.make [names...]``.
 
-With no names every model is retrained. Deterministic: one thread, the seed
+With no names every model is retrained. Deterministic: one thread, the random seed
 of each recipe for ``torch.manual_seed`` (initial weights) and for ``fit``
 (batch order, pixel shifts). The printed accuracies are on the digits test split;
 ``--out DIR`` writes the files somewhere else (to compare a rerun with the shipped ones).
