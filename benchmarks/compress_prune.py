@@ -7,8 +7,8 @@ Run: ``python benchmarks/compress_prune.py [--quick]`` (or through ``bench_compr
   accuracy over 3 seeds must be at most 1 point below the dense model's.
 * **95 %, gradual vs one-shot**: Zhu & Gupta's schedule (:func:`qkit.prune.gradual`) against
   one-shot pruning followed by the same fine-tune (same epochs, learning rate, seeds); the gradual
-  mean must be at least 1 point above. Without ``--quick`` the same comparison also runs on every
-  other zoo model with resnet's recipe (about 80 s), to show how far the verdict carries.
+  mean must be at least 1 point above. The same comparison also runs on every other zoo model with
+  resnet's recipe (the grid's ``zoo`` points, about 80 s), to show how far the verdict carries.
 * **files**: ``qkit.measure.model_size`` of the 90 % sparse model stored as bitmask + values
   (:func:`qkit.prune.to_sparse`), float32 and int8 (``qkit.ptq.convert(..., "int8")`` of the
   pruned, fine-tuned model), against the dense files.
@@ -57,34 +57,25 @@ def _files(X: torch.Tensor, y: torch.Tensor, Xt: torch.Tensor, yt: torch.Tensor,
             "int8_acc": evaluate(int8_dense, Xt, yt), "int8_sparse_acc": evaluate(int8_pruned, Xt, yt)}
 
 
-def _zoo_at_95(X, y, Xt, yt, seeds) -> list[dict]:
-    """The 95 % comparison on every other zoo model, with the resnet grid's recipe (epochs, lr, schedule).
+def _zoo_at_95(seeds, quick: bool) -> list[dict]:
+    """The 95 % comparison on every other zoo model (the grid's ``zoo`` points: resnet's recipe).
 
     The recipe was chosen for resnet, so these rows say how far the budget's verdict carries, not
     what each model could reach with a recipe of its own.
     """
-    import copy
-
-    args = results.load("prune")["args"]
+    stored = results.load("prune")
     rows = []
-    for name in models.names():
-        if name == MODEL:
-            continue
-        model = models.load(name)
-        one, grad = [], []
-        for seed in seeds:
-            pruned = prune.magnitude(model, 0.95)
-            prune.finetune(pruned, X, y, epochs=args["epochs"], lr=args["lr"], seed=seed, progress=False)
-            one.append(evaluate(pruned, Xt, yt))
-            g = copy.deepcopy(model)
-            prune.gradual(g, X, y, sparsity=0.95, epochs=args["epochs"], lr=args["lr"], seed=seed,
-                          prune_fraction=args["prune_fraction"], dt=args["dt"], progress=False)
-            grad.append(evaluate(g, Xt, yt))
+    for name in stored["args"]["zoo"]:
+        pts = [{"kind": "zoo", "model": name, "seed": s} for s in seeds]
+        got = ([results.lookup(stored["rows"], **p) for p in pts] if quick
+               else [compute_point("prune", p) for p in pts])
+        one, grad = [r["oneshot"] for r in got], [r["gradual"] for r in got]
         gain = 100 * (statistics.mean(grad) - statistics.mean(one))
         rows.append(dict(name=f"{name}, 95 %: gradual - one-shot", value=gain, budget=">= 1 point",
                          passed=gain >= 1.0,
                          detail=f"gradual {statistics.mean(grad):.2%}, one-shot {statistics.mean(one):.2%}, dense "
-                                f"{evaluate(model, Xt, yt):.2%} ({len(seeds)} seeds; {MODEL}'s recipe)"))
+                                f"{got[0]['dense']:.2%} ({len(seeds)} seeds; {MODEL}'s recipe; "
+                                f"{'stored grid' if quick else 'measured now'})"))
     return rows
 
 
@@ -123,8 +114,7 @@ def budgets(quick: bool = False) -> list[dict]:
                             f"one-shot to the dense model {100 * (dense - statistics.mean(one)):+.2f} points; "
                             f"gain at the grid's other sparsities: {', '.join(others)}"))
 
-    if not quick:
-        rows += _zoo_at_95(X, y, Xt, yt, seeds)
+    rows += _zoo_at_95(seeds, quick)
 
     f = _files(X, y, Xt, yt, 0.9)
     rows.append(dict(name="90 % sparse fp32 file vs dense fp32", value=f["fp32"] / f["fp32_sparse"],

@@ -37,6 +37,17 @@ def test_sampled_points_are_reproduced(grid, point):
     assert fresh["measured_sparsity"] == stored["measured_sparsity"]
 
 
+def test_a_sampled_zoo_point_is_reproduced(grid):
+    """The zoo comparison (lesson 08's last table of section 4): the mlp, one seed, both ways."""
+    point = {"kind": "zoo", "model": "mlp", "seed": 1}
+    stored = results.lookup(grid["rows"], **point)
+    fresh = compute_point("prune", point)
+    for key in ("dense", "oneshot", "gradual"):
+        _same_or_close(stored[key], fresh[key], stored["cpu"])
+    assert fresh["measured_sparsity"] == stored["measured_sparsity"]
+    assert abs(stored["measured_sparsity"] - grid["args"]["zoo_sparsity"]) < 1e-3
+
+
 def test_every_point_of_the_definition_is_stored_once(grid):
     from qkit.results import prune as definition
 

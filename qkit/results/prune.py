@@ -1,6 +1,6 @@
 """Lesson 08's grid: magnitude pruning of the zoo's resnet, before and after fine-tuning, one-shot and gradual.
 
-Every point is one of five kinds (all accuracies on the digits test split unless said):
+Every point is one of seven kinds (all accuracies on the digits test split unless said):
 
 * ``oneshot``: ``sparsity`` × ``scope`` (global / layer): test accuracy right after
   :func:`qkit.prune.magnitude`, no training (deterministic: no seed); each layer's sparsity, and the
@@ -20,7 +20,10 @@ Every point is one of five kinds (all accuracies on the digits test split unless
   kept apart from the test split. The recipe in :data:`qkit.prune.FINETUNE` is the best of these
   (ties: fewer epochs, then smaller lr);
 * ``choose_gradual``: the schedule's choice (``prune_fraction`` × ``dt``), with that recipe, the same
-  way; ``ARGS["prune_fraction"]`` and ``ARGS["dt"]`` are the best (ties: the first in ``ARGS`` order).
+  way; ``ARGS["prune_fraction"]`` and ``ARGS["dt"]`` are the best (ties: the first in ``ARGS`` order);
+* ``zoo``: ``model`` × ``seed``, every other zoo model at ``zoo_sparsity``: the dense accuracy,
+  one-shot + fine-tune and gradual pruning, both with resnet's recipe above (chosen for resnet, not for
+  that model): how far the resnet comparison carries.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ ARGS = {
     "choose_prune_fraction": [0.25, 0.5, 0.75],
     "choose_dt": [2, 10],
     "holdout": 359,
+    "zoo": ["inception", "mlp", "mobilenet_v1", "mobilenet_v2", "wide_mlp"],
+    "zoo_sparsity": 0.95,
 }
 
 
@@ -54,6 +59,7 @@ def points(args: dict) -> list[dict]:
     pts += [{"kind": "choose", "lr": lr, "epochs": e} for lr in args["choose_lr"] for e in args["choose_epochs"]]
     pts += [{"kind": "choose_gradual", "prune_fraction": f, "dt": dt}
             for f in args["choose_prune_fraction"] for dt in args["choose_dt"]]
+    pts += [{"kind": "zoo", "model": m, "seed": seed} for m in args["zoo"] for seed in args["seeds"]]
     return pts
 
 
@@ -113,6 +119,16 @@ def compute(point: dict) -> dict:
                           seed=seed, prune_fraction=point["prune_fraction"], dt=point["dt"], progress=False)
             accs.append(evaluate(g, X[-h:], y[-h:]))
         out.update(holdout_accs=accs, holdout_acc=sum(accs) / len(accs))
+    elif kind == "zoo":
+        other = models.load(point["model"])
+        s, seed = args["zoo_sparsity"], point["seed"]
+        pruned = prune.magnitude(other, s)
+        prune.finetune(pruned, X, y, epochs=args["epochs"], lr=args["lr"], seed=seed, progress=False)
+        g = copy.deepcopy(other)
+        prune.gradual(g, X, y, sparsity=s, epochs=args["epochs"], lr=args["lr"], seed=seed,
+                      prune_fraction=args["prune_fraction"], dt=args["dt"], progress=False)
+        out.update(dense=evaluate(other, Xt, yt), oneshot=evaluate(pruned, Xt, yt), gradual=evaluate(g, Xt, yt),
+                   measured_sparsity=prune.sparsity(g))
     else:
         raise ValueError(f"unknown kind {kind!r}")
     return out
