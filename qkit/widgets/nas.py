@@ -117,8 +117,9 @@ class SearchPanel(Panel):
         s = res["summary"]
         self.summary = s
         distinct = len({t.arch for t in trials})
-        verdict = ("evolution ahead" if s["evolution"] > s["random"] else
-                   "random search ahead" if s["random"] > s["evolution"] else "a tie")
+        gap = round(100 * (s["evolution"] - s["random"]), 1)  # points, at the readout's precision
+        verdict = (f"evolution ahead by {gap:.1f} points" if gap > 0 else
+                   f"random search ahead by {-gap:.1f} points" if gap < 0 else "a tie at this precision")
         limits = []  # each limit with how many architectures it alone admits, so a move that binds none still shows
         if max_params:
             limits.append(f"≤ {max_params:,} params: {int((self.params <= max_params).sum())}")
