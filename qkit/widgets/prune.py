@@ -82,7 +82,7 @@ class SparsityPanel(Panel):
         shown = {k: v for k, v in accs.items() if v is not None}
         bars = [row["layers"][n] for n in self.layers]
         self.plot.update(sparsity, shown, bars, COLOURS[key],
-                         f"{scope}: {100 * sparsity:g} % of all weights set to 0; per layer (its weights):")
+                         f"{scope}: {100 * sparsity:g} % overall (dashed), each layer's share:")
         self.accuracy = accs["finetuned"]
         ft = self.curves["finetuned"][sparsity]
         gradual = (f"; pruned gradually over the same epochs: <b>{accs['gradual']:.1f} %</b>"
