@@ -113,7 +113,7 @@ def prepare(model: nn.Module, *, w_bits=8, a_bits: int = 8, method: str = "minma
 
 
 FINETUNE = {"epochs": 10, "lr": 3e-4, "grid_lr_factor": 10.0, "batch_size": 64, "schedule": "cosine"}
-TEACHER = {"T": 2.0, "alpha": 0.7}  # finetune(teacher=...)'s distillation; measured by bench_qat --parts kd
+TEACHER = {"T": 2.0, "alpha": 0.7}  # finetune(teacher=...)'s distillation; its effect: bench_qat --parts kd
 
 
 def _distill_from(teacher: nn.Module, T: float, alpha: float):
@@ -149,7 +149,8 @@ def finetune(qat_model: QATModel, X: torch.Tensor, y: torch.Tensor, *, epochs: i
     :func:`qkit.distill.loss` of the QAT model's logits against the teacher's on the same
     shifted batch (temperature ``T``, weight ``alpha`` of the soft term), the float network
     teaching its own quantized copy (Mishra & Marr 2018, "Apprentice"; Polino et al. 2018).
-    Measured with ``benchmarks/bench_qat.py --parts kd``: 0.1–2.9 points more at 4 to 1 bits.
+    ``benchmarks/bench_qat.py``'s recipes below 4 bits distil (chosen on held-out training
+    images by ``benchmarks/validate_recipes.py``); ``--parts kd`` measures what it adds.
     """
     if not isinstance(qat_model, QATModel):
         raise TypeError(f"expected the model qkit.qat.prepare returned; got {type(qat_model).__name__}")

@@ -1,0 +1,174 @@
+"""Choose ``bench_qat.py``'s QAT recipes on a validation split, never on the test split.
+
+Run: ``python benchmarks/validate_recipes.py [--configs W4A8,W2A8,W1A8,W2A2] [--seeds 2] [--jobs 2]
+[--results FILE]`` (about 25 minutes on 2 cores for everything).
+
+The zoo models were trained on the whole digits train split, so scoring a recipe on any of
+those images would flatter the recipes that move the weights least. Instead every zoo CNN is
+retrained with its own zoo recipe (``qkit.zoo.make.RECIPES``) on the train split minus 359
+held-out images (a fixed random draw, as many as the test split); each candidate recipe then
+fine-tunes that model's QAT copy on the same reduced split, and the converted integer model is
+scored on the held-out images. The test split is never read.
+
+Rule: per configuration, the candidate with the smallest mean drop below fp32 (held-out
+accuracy, over the four CNNs and the seeds) wins; candidates within 0.1 point of the best
+(a third of one held-out image) count as tied, and a tie goes to fewer epochs, then to no
+teacher, then to the smaller worst-model drop. The script says whether ``bench_qat.CONFIGS``
+holds the winners.
+
+``--results FILE``: append each fine-tune to a JSON-lines file and skip the ones already in it
+(a rerun resumes). The retrained models are kept in ``build/validation-zoo/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from bench_qat import CNNS, CONFIGS  # noqa: E402
+
+from qkit import data, models, qat, train  # noqa: E402
+from qkit.kernels.bench import machine_line  # noqa: E402
+
+ZOO_DIR = Path(__file__).resolve().parent.parent / "build" / "validation-zoo"
+HELD_OUT = 359
+TIE = 0.1  # points
+# configuration -> (w_bits, a_bits, keep_ends, candidates: (method, epochs, lr, teacher))
+CANDIDATES = {
+    "W4A8": (4, 8, None, [("minmax", 5, 3e-4, False), ("minmax", 5, 3e-4, True), ("minmax", 10, 3e-4, True),
+                          ("lsq", 10, 3e-4, True), ("lsq", 10, 1e-3, True)]),
+    "W2A8": (2, 8, 8, [("lsq", 20, 1e-3, False), ("lsq", 20, 1e-3, True), ("lsq", 40, 1e-3, True),
+                       ("lsq", 40, 3e-3, True)]),
+    "W1A8": (1, 8, 8, [("lsq", 20, 1e-3, False), ("lsq", 20, 1e-3, True), ("lsq", 40, 1e-3, True),
+                       ("lsq", 40, 3e-3, True)]),
+    "W2A2": (2, 2, 8, [("lsq", 20, 1e-3, False), ("lsq", 20, 1e-3, True), ("lsq", 40, 1e-3, True),
+                       ("lsq", 40, 3e-3, True), ("lsq", 80, 1e-3, True)]),
+}
+BENCH_NAME = {"W2A2": "W2A2 lsq"}  # the bench's row the W2A2 choice is for (min-max and LSQ+ share its recipe)
+
+
+def split() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(X_train, y_train, X_held, y_held): the digits train split with 359 images held out (fixed draw)."""
+    X, y = data.digits("train")
+    perm = torch.randperm(len(X), generator=torch.Generator().manual_seed(12345))  # (1438,) int64
+    held, rest = perm[:HELD_OUT], perm[HELD_OUT:]
+    return X[rest], y[rest], X[held], y[held]
+
+
+def retrain(name: str) -> float:
+    """Retrain ``name`` without the held-out images (cached on disk); its held-out accuracy."""
+    from qkit.zoo.make import RECIPES  # noqa: PLC0415
+
+    torch.set_num_threads(1)
+    Xtr, ytr, Xh, yh = split()
+    path = ZOO_DIR / f"{name}.pt"
+    if not path.exists():
+        recipe = dict(RECIPES[name])
+        augment = train.shift_pixels if recipe.pop("shift", False) else None
+        torch.manual_seed(0)
+        model = models.build(name)
+        train.fit(model, Xtr, ytr, seed=0, progress=False, augment=augment, **recipe)
+        torch.save(model.state_dict(), path)
+    return train.evaluate(load(name), Xh, yh)
+
+
+def load(name: str) -> torch.nn.Module:
+    model = models.build(name)
+    model.load_state_dict(torch.load(ZOO_DIR / f"{name}.pt", weights_only=True))
+    return model.eval()
+
+
+def run(job: tuple) -> dict:
+    """One candidate fine-tune, scored on the held-out images."""
+    name, config, candidate, seed = job
+    method, epochs, lr, teacher = candidate
+    w_bits, a_bits, ends, _ = CANDIDATES[config]
+    torch.set_num_threads(1)
+    Xtr, ytr, Xh, yh = split()
+    start = time.perf_counter()
+    qm = qat.prepare(load(name), w_bits=w_bits, a_bits=a_bits, method=method, keep_ends=ends, calibration=Xtr[:256])
+    qat.finetune(qm, Xtr, ytr, epochs=epochs, lr=lr, seed=seed, progress=False, teacher=load(name) if teacher else None)
+    return {"name": name, "config": config, "variant": list(candidate), "seed": seed,
+            "val": train.evaluate(qat.convert(qm), Xh, yh), "s": time.perf_counter() - start}
+
+
+def choose(drops: dict[tuple, dict[str, float]]) -> tuple:
+    """The winning candidate by the rule in the module docstring; ``drops[candidate][model]`` in points."""
+    mean = {c: statistics.mean(d.values()) for c, d in drops.items()}
+    best = min(mean.values())
+    tied = [c for c in drops if mean[c] <= best + TIE]
+    return min(tied, key=lambda c: (c[1], c[3], max(drops[c].values())))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--configs", default=",".join(CANDIDATES))
+    ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--results", type=Path, help="JSON-lines file to append to and resume from")
+    args = ap.parse_args()
+    configs = args.configs.split(",")
+    for c in configs:
+        if c not in CANDIDATES:
+            raise SystemExit(f"unknown configuration {c!r}; expected some of {', '.join(CANDIDATES)}")
+    print(machine_line())
+    ZOO_DIR.mkdir(parents=True, exist_ok=True)
+    with ProcessPoolExecutor(args.jobs) as pool:
+        fp32 = dict(zip(CNNS, pool.map(retrain, CNNS)))
+    print("fp32 held-out accuracy (retrained without them): "
+          + ", ".join(f"{n} {100 * a:.2f} %" for n, a in fp32.items()))
+    done = []
+    if args.results and args.results.exists():
+        done = [json.loads(line) for line in args.results.read_text().splitlines() if line.strip()]
+    have = {(r["name"], r["config"], tuple(r["variant"]), r["seed"]) for r in done}
+    jobs = [(n, c, cand, s) for c in configs for cand in CANDIDATES[c][3] for n in CNNS for s in range(args.seeds)
+            if (n, c, cand, s) not in have]
+    print(f"{len(jobs)} fine-tunes to run ({len(have)} read from {args.results})" if args.results
+          else f"{len(jobs)} fine-tunes to run")
+    out = args.results.open("a") if args.results else None
+    start = time.perf_counter()
+    with ProcessPoolExecutor(args.jobs) as pool:
+        for r in pool.map(run, jobs):
+            done.append(r)
+            if out:
+                out.write(json.dumps(r) + "\n")
+                out.flush()
+    if out:
+        out.close()
+    print(f"done in {time.perf_counter() - start:.0f} s; drop = fp32 − QAT held-out accuracy, points, mean over "
+          f"{args.seeds} seed(s)\n")
+    report(configs, fp32, done, args.seeds)
+
+
+def report(configs: list[str], fp32: dict[str, float], done: list[dict], seeds: int) -> None:
+    for c in configs:
+        accs: dict[tuple, dict[str, list[float]]] = {}
+        for r in done:
+            if r["config"] == c and r["seed"] < seeds:
+                accs.setdefault(tuple(r["variant"]), {}).setdefault(r["name"], []).append(r["val"])
+        drops = {cand: {n: 100 * (fp32[n] - statistics.mean(a[n])) for n in CNNS}
+                 for cand, a in accs.items() if all(n in a for n in CNNS)}
+        winner = choose(drops)
+        print(f"{c:5s} {'candidate':38s} " + " ".join(f"{n:>13s}" for n in CNNS) + f" {'mean':>6s}")
+        for cand, d in drops.items():
+            method, epochs, lr, teacher = cand
+            label = f"{method}, {epochs} epochs, lr {lr:g}" + (", teacher" if teacher else "")
+            print(f"{'→' if cand == winner else ' ':5s} {label:38s} " + " ".join(f"{d[n]:+13.2f}" for n in CNNS)
+                  + f" {statistics.mean(d.values()):+6.2f}")
+        w_bits, a_bits, method, ends, epochs, lr, teacher, _ = CONFIGS[BENCH_NAME.get(c, c)]
+        agrees = (method.rstrip("+"), epochs, lr, teacher) == winner
+        print(f"bench_qat.CONFIGS[{BENCH_NAME.get(c, c)!r}] {'holds the winner' if agrees else 'DIFFERS from the winner'}"
+              f" ({method}, {epochs} epochs, lr {lr:g}{', teacher' if teacher else ''})\n")
+
+
+if __name__ == "__main__":
+    main()
