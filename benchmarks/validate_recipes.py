@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import statistics
 import sys
 import time
@@ -38,6 +39,10 @@ from bench_qat import CNNS, CONFIGS  # noqa: E402
 
 from qkit import data, models, qat, train  # noqa: E402
 from qkit.kernels.bench import machine_line  # noqa: E402
+
+# spawn, not fork: a forked worker can hang on thread pools the parent already started
+# (the kernel probe runs ONNX Runtime and torch matmuls before any pool exists)
+SPAWN = multiprocessing.get_context("spawn")
 
 ZOO_DIR = Path(__file__).resolve().parent.parent / "build" / "validation-zoo"
 HELD_OUT = 359
@@ -122,7 +127,7 @@ def main() -> None:
             raise SystemExit(f"unknown configuration {c!r}; expected some of {', '.join(CANDIDATES)}")
     print(machine_line())
     ZOO_DIR.mkdir(parents=True, exist_ok=True)
-    with ProcessPoolExecutor(args.jobs) as pool:
+    with ProcessPoolExecutor(args.jobs, mp_context=SPAWN) as pool:
         fp32 = dict(zip(CNNS, pool.map(retrain, CNNS)))
     print("fp32 held-out accuracy (retrained without them): "
           + ", ".join(f"{n} {100 * a:.2f} %" for n, a in fp32.items()))
@@ -136,7 +141,7 @@ def main() -> None:
           else f"{len(jobs)} fine-tunes to run")
     out = args.results.open("a") if args.results else None
     start = time.perf_counter()
-    with ProcessPoolExecutor(args.jobs) as pool:
+    with ProcessPoolExecutor(args.jobs, mp_context=SPAWN) as pool:
         for r in pool.map(run, jobs):
             done.append(r)
             if out:
