@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import statistics
 import sys
 import time
@@ -35,14 +34,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_qat import CNNS, CONFIGS  # noqa: E402
+from bench_qat import CNNS, CONFIGS, SPAWN  # noqa: E402
 
 from qkit import data, models, qat, train  # noqa: E402
 from qkit.kernels.bench import machine_line  # noqa: E402
-
-# spawn, not fork: a forked worker can hang on thread pools the parent already started
-# (the kernel probe runs ONNX Runtime and torch matmuls before any pool exists)
-SPAWN = multiprocessing.get_context("spawn")
+from qkit.zoo.make import train_model  # noqa: E402
 
 ZOO_DIR = Path(__file__).resolve().parent.parent / "build" / "validation-zoo"
 HELD_OUT = 359
@@ -52,9 +48,9 @@ CANDIDATES = {
     "W4A8": (4, 8, None, [("minmax", 5, 3e-4, False), ("minmax", 5, 3e-4, True), ("minmax", 10, 3e-4, True),
                           ("lsq", 10, 3e-4, True), ("lsq", 10, 1e-3, True)]),
     "W2A8": (2, 8, 8, [("lsq", 20, 1e-3, False), ("lsq", 20, 1e-3, True), ("lsq", 40, 1e-3, True),
-                       ("lsq", 40, 3e-3, True)]),
+                       ("lsq", 40, 3e-3, True), ("lsq", 80, 1e-3, True), ("lsq", 80, 3e-3, True)]),
     "W1A8": (1, 8, 8, [("lsq", 20, 1e-3, False), ("lsq", 20, 1e-3, True), ("lsq", 40, 1e-3, True),
-                       ("lsq", 40, 3e-3, True)]),
+                       ("lsq", 40, 3e-3, True), ("lsq", 80, 1e-3, True), ("lsq", 80, 3e-3, True)]),
     "W2A2": (2, 2, 8, [("lsq", 20, 1e-3, False), ("lsq", 20, 1e-3, True), ("lsq", 40, 1e-3, True),
                        ("lsq", 40, 3e-3, True), ("lsq", 80, 1e-3, True)]),
 }
@@ -71,18 +67,11 @@ def split() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
 
 def retrain(name: str) -> float:
     """Retrain ``name`` without the held-out images (cached on disk); its held-out accuracy."""
-    from qkit.zoo.make import RECIPES  # noqa: PLC0415
-
     torch.set_num_threads(1)
     Xtr, ytr, Xh, yh = split()
     path = ZOO_DIR / f"{name}.pt"
     if not path.exists():
-        recipe = dict(RECIPES[name])
-        augment = train.shift_pixels if recipe.pop("shift", False) else None
-        torch.manual_seed(0)
-        model = models.build(name)
-        train.fit(model, Xtr, ytr, seed=0, progress=False, augment=augment, **recipe)
-        torch.save(model.state_dict(), path)
+        torch.save(train_model(name, X=Xtr, y=ytr).state_dict(), path)
     return train.evaluate(load(name), Xh, yh)
 
 
@@ -171,8 +160,8 @@ def report(configs: list[str], fp32: dict[str, float], done: list[dict], seeds: 
                   + f" {statistics.mean(d.values()):+6.2f}")
         w_bits, a_bits, method, ends, epochs, lr, teacher, _ = CONFIGS[BENCH_NAME.get(c, c)]
         agrees = (method.rstrip("+"), epochs, lr, teacher) == winner
-        print(f"bench_qat.CONFIGS[{BENCH_NAME.get(c, c)!r}] {'holds the winner' if agrees else 'DIFFERS from the winner'}"
-              f" ({method}, {epochs} epochs, lr {lr:g}{', teacher' if teacher else ''})\n")
+        print(f"bench_qat.CONFIGS[{BENCH_NAME.get(c, c)!r}] = {method}, {epochs} epochs, lr {lr:g}"
+              f"{', teacher' if teacher else ''}: {'the winner' if agrees else 'NOT the winner (→ above)'}\n")
 
 
 if __name__ == "__main__":

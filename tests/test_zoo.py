@@ -7,7 +7,7 @@ import torch
 import torch.fx
 from torch import nn
 
-from qkit import models, train
+from qkit import data, models, train
 from qkit.zoo import make
 
 pytestmark = pytest.mark.lesson04
@@ -143,3 +143,18 @@ def test_retraining_is_reproducible():
     s0, s0_again, s1 = (m.state_dict() for m in runs)
     assert all(torch.equal(s0[k], s0_again[k]) for k in s0)
     assert not all(torch.equal(s0[k], s1[k]) for k in s0)  # the seed matters
+
+
+def test_retraining_on_given_images():
+    X, y = data.digits("train")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        default, whole, fewer = (make.train_model("mlp", epochs=1, **given).state_dict()
+                                 for given in ({}, {"X": X, "y": y}, {"X": X[:500], "y": y[:500]}))
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(default[k], whole[k]) for k in default)  # the default is the train split
+    assert not all(torch.equal(default[k], fewer[k]) for k in default)  # X, y are what it trains on
+    with pytest.raises(ValueError, match="both X and y"):
+        make.train_model("mlp", epochs=1, X=X)

@@ -30,13 +30,22 @@ RECIPES = {
 SEED = 0
 
 
-def train_model(name: str, *, epochs: int | None = None, seed: int = SEED) -> nn.Module:
-    """Build ``name`` and fit it on the digits train split with its recipe (``epochs`` overrides)."""
+def train_model(name: str, *, epochs: int | None = None, seed: int = SEED, X: torch.Tensor | None = None,
+                y: torch.Tensor | None = None) -> nn.Module:
+    """Build ``name`` and fit it with its recipe (``epochs`` overrides).
+
+    ``X, y``: the training images and labels, both or neither (default: the digits train
+    split; ``benchmarks/validate_recipes.py`` passes the split minus its held-out images).
+    """
+    if (X is None) != (y is None):
+        raise ValueError("give both X and y (training images and labels) or neither; got only "
+                         + ("X" if y is None else "y"))
     recipe = dict(RECIPES[name])
     augment = train.shift_pixels if recipe.pop("shift", False) else None
     if epochs is not None:
         recipe["epochs"] = epochs
-    X, y = data.digits("train")
+    if X is None:
+        X, y = data.digits("train")
     torch.manual_seed(seed)
     model = models.build(name)
     train.fit(model, X, y, seed=seed, progress=False, augment=augment, **recipe)
