@@ -1,6 +1,6 @@
 """Quantization-aware training on the zoo CNNs: accuracy over seeds, file sizes, mixed precision — issue 9's budgets.
 
-Run: ``python benchmarks/bench_qat.py [--seeds 3] [--jobs 2] [--quick] [--parts qat,kd,sizes,mixed] [--configs "W2A2 lsq,W2A2 minmax"]``
+Run: ``python benchmarks/bench_qat.py [--seeds 3] [--jobs 2] [--quick] [--parts qat,control,kd,sizes,mixed] [--configs "W2A2 lsq,W2A2 minmax"]``
 (``kd``: the ablation, the same fine-tunes with distillation from the float model,
 ``qat.finetune(teacher=...)``, switched on where the recipe has it off and off where it has it on).
 
@@ -13,6 +13,11 @@ chosen on a validation split by ``validate_recipes.py``), both measured on the c
 ends of the network stay at 8 bits (``keep_ends=8``: first and last layer's weights,
 the input and the logits), as Rastegari et al. 2016 and Esser et al. 2019 do. File sizes are ``qkit.measure.model_size`` of the
 converted models (weights below 8 bits bit-packed).
+
+The control (``--parts control``, with ``qat``): the float model fine-tuned with each budgeted
+recipe and no fake quant at all. A fine-tune moves a converged model, so the drop below
+fp32 has two parts: what the fine-tune alone costs (the control's drop) and what the
+quantization adds on top of it. Each budget line prints both.
 
 Budgets (issue 9): W4A8 QAT <= 0.5 point below fp32 on every zoo CNN; W2A8 (ternary)
 <= 1.5; W1A8 (binary) <= 3; W2A2: LSQ >= min-max QAT + 2 points on every CNN and
@@ -33,9 +38,9 @@ from concurrent.futures import ProcessPoolExecutor
 
 import torch
 
-from qkit import data, measure, models, partial, qat
+from qkit import data, distill, measure, models, partial, qat
 from qkit.kernels.bench import machine_line
-from qkit.train import evaluate
+from qkit.train import evaluate, fit, shift_pixels
 
 # spawn, not fork: a forked worker can hang on thread pools the parent already started
 # (the kernel probe runs ONNX Runtime and torch matmuls before any pool exists)
@@ -76,6 +81,26 @@ def run(job: tuple) -> tuple:
     return job, before, after, time.perf_counter() - start
 
 
+def control(job: tuple) -> tuple:
+    """The float model fine-tuned with a recipe and no fake quant: (job, test accuracy).
+
+    ``job = (model, epochs, lr, teacher, seed)``; the same optimizer, schedule, batches, shifts and
+    distillation as :func:`qkit.qat.finetune`, so the accuracy says what the fine-tune alone costs."""
+    name, epochs, lr, teacher, seed = job
+    torch.set_num_threads(1)
+    X, y = data.digits("train")
+    Xt, yt = data.digits("test")
+    model = models.load(name)
+    recipe = dict(epochs=epochs, lr=lr, batch_size=qat.FINETUNE["batch_size"], seed=seed, progress=False,
+                  schedule=qat.FINETUNE["schedule"], augment=shift_pixels)
+    if teacher:
+        distill.train(model, models.load(name), X, y, T=qat.TEACHER["T"], alpha=qat.TEACHER["alpha"],
+                      weight_decay=0.0, **recipe)
+    else:
+        fit(model, X, y, **recipe)
+    return job, evaluate(model.eval(), Xt, yt)
+
+
 def mean_spread(values: list[float]) -> str:
     v = [100 * x for x in values]
     return f"{statistics.mean(v):6.2f} ({min(v):.1f}–{max(v):.1f})"
@@ -90,8 +115,9 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--jobs", type=int, default=2, help="worker processes (one torch thread each)")
     ap.add_argument("--quick", action="store_true", help="resnet only, one seed")
-    ap.add_argument("--parts", default="qat,kd,sizes,mixed",
-                    help="comma-separated: qat, kd (distillation switched on/off against the recipe), sizes, mixed")
+    ap.add_argument("--parts", default="qat,control,kd,sizes,mixed",
+                    help="comma-separated: qat, control (with qat: the float model fine-tuned with each budgeted "
+                         "recipe, no fake quant), kd (distillation switched on/off against the recipe), sizes, mixed")
     ap.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated rows of CONFIGS to fine-tune")
     args = ap.parse_args()
     parts = set(args.parts.split(","))
@@ -105,7 +131,7 @@ def main() -> None:
     Xt, yt = data.digits("test")
     X, y = data.digits("train")
     if "qat" in parts:
-        fine_tunes(cnns, seeds, args, Xt, yt)
+        fine_tunes(cnns, seeds, args, Xt, yt, with_control="control" in parts)
     if "kd" in parts:
         print(f"\nablation: the same fine-tunes with distillation from the float model (qat.finetune(teacher=...), "
               f"{qat.TEACHER}) switched on where the recipe has it off, and off where it has it on")
@@ -116,15 +142,26 @@ def main() -> None:
         mixed(X, y, Xt, yt, args)
 
 
-def fine_tunes(cnns, seeds, args, Xt, yt, flip: bool = False) -> None:
+def fine_tunes(cnns, seeds, args, Xt, yt, flip: bool = False, with_control: bool = False) -> None:
     fp32 = {n: evaluate(models.load(n), Xt, yt) for n in cnns}
     configs = {c: CONFIGS[c] for c in args.configs}
     jobs = [(n, c, s, flip) for n in cnns for c in configs for s in seeds]
+    recipe = {c: (e, lr, t != flip) for c, (_, _, _, _, e, lr, t, _) in configs.items()}  # epochs, lr, teacher
+    budgeted = {(n, c) for n in cnns for c in configs  # the (model, row) pairs a budget line is printed for
+                if configs[c][-1] is not None or (c == "W2A2 lsq" and n in ("resnet", "mobilenet_v2"))}
+    controls = sorted({(n, *recipe[c], s) for n, c in budgeted for s in seeds}) if with_control else []
     results: dict = {}
+    floats: dict = {}
     start = time.perf_counter()
     with ProcessPoolExecutor(args.jobs, mp_context=SPAWN) as pool:
+        pending = [pool.submit(control, job) for job in controls]
         for job, before, after, _ in pool.map(run, jobs):
             results.setdefault(job[:2], []).append((before, after))
+        for f in pending:
+            job, acc = f.result()
+            floats.setdefault(job[:4], []).append(acc)
+    if controls:
+        print(f"{len(controls)} float fine-tunes (the control: each budgeted recipe, no fake quant)")
     print(f"{len(jobs)} fine-tunes in {time.perf_counter() - start:.0f} s ({args.jobs} workers); "
           f"accuracy % = mean (min–max) over {len(seeds)} seed(s)")
     print("recipes: " + "; ".join(f"{c}: {m}, {e} epochs, lr {lr:g}" + (f", ends at {k} bits" if k else "")
@@ -138,19 +175,27 @@ def fine_tunes(cnns, seeds, args, Xt, yt, flip: bool = False) -> None:
             r = results[(n, c)]
             cells.append(f"{mean_spread([b for b, _ in r])} → {mean_spread([a for _, a in r])}")
         print(f"{n:13s} {100 * fp32[n]:6.2f}  " + "  ".join(f"{cell:>34s}" for cell in cells))
-    print("\nbudgets")
+    def alone(n: str, c: str) -> str:  # what the same fine-tune costs the float model
+        if not floats:
+            return ""
+        return f"; float fine-tune alone: {100 * (fp32[n] - statistics.mean(floats[(n, *recipe[c])])):+.2f}"
+
+    print("\nbudgets" + (" (after ';': the control, the float model's drop after the same fine-tune with no fake "
+                         "quant, mean over the seeds)" if floats else ""))
     for n in cnns:
         qat_mean = {c: statistics.mean(a for _, a in results[(n, c)]) for c in configs}
         for c, (*_, budget) in configs.items():
             if budget is not None:
                 drop = 100 * (fp32[n] - qat_mean[c])
-                lines.append(f"{verdict(drop <= budget)}  {n:13s} {c} QAT {drop:+.2f} points below fp32 (<= {budget})")
+                lines.append(f"{verdict(drop <= budget)}  {n:13s} {c} QAT {drop:+.2f} points below fp32 (<= {budget})"
+                             + alone(n, c))
         if "W2A2 lsq" in qat_mean and "W2A2 minmax" in qat_mean:
             gain = 100 * (qat_mean["W2A2 lsq"] - qat_mean["W2A2 minmax"])
             lines.append(f"{verdict(gain >= 2)}  {n:13s} W2A2 LSQ − min-max QAT = {gain:+.2f} points (>= 2)")
         if n in ("resnet", "mobilenet_v2") and "W2A2 lsq" in qat_mean:
             drop = 100 * (fp32[n] - qat_mean["W2A2 lsq"])
-            lines.append(f"{verdict(drop <= 3)}  {n:13s} W2A2 LSQ {drop:+.2f} points below fp32 (<= 3)")
+            lines.append(f"{verdict(drop <= 3)}  {n:13s} W2A2 LSQ {drop:+.2f} points below fp32 (<= 3)"
+                         + alone(n, "W2A2 lsq"))
     print("\n".join(lines))
 
 

@@ -161,11 +161,12 @@ def train(
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     progress: bool = True,
     on_epoch: Callable[[int], None] | None = None,
+    schedule: str = "constant",
 ) -> list[float]:
     """Train ``student`` in place on :func:`loss` against ``teacher``'s logits (the teacher is not changed).
 
     The keywords are :func:`qkit.train.fit`'s; a scratch student trained with
-    ``fit(student, X, y, epochs=..., lr=..., batch_size=..., weight_decay=..., seed=..., augment=...)``
+    ``fit(student, X, y, epochs=..., lr=..., batch_size=..., weight_decay=..., seed=..., augment=..., schedule=...)``
     sees the very same batches in the same order (same seed), so the only difference
     is the loss. ``alpha = 0`` *is* that scratch run (plain cross-entropy).
 
@@ -196,7 +197,7 @@ def train(
 
     try:
         return fit(student, X, y, epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay,
-                   seed=seed, augment=augment, progress=progress, on_epoch=on_epoch, loss_fn=loss_fn)
+                   seed=seed, augment=augment, progress=progress, on_epoch=on_epoch, schedule=schedule, loss_fn=loss_fn)
     finally:
         teacher.train(was_training)
 
