@@ -142,19 +142,26 @@ def _tiny_data():
     return X, y
 
 
-def test_alpha_zero_is_the_scratch_run_bit_for_bit():
-    """Same seed, same batches: with alpha = 0 the loss is CE, so train == fit exactly."""
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_alpha_zero_is_the_scratch_run_bit_for_bit(schedule):
+    """Same seed, same batches, same schedule: with alpha = 0 the loss is CE, so train == fit exactly."""
     X, y = _tiny_data()
     torch.manual_seed(1)
     teacher = distill.student(16)
     torch.manual_seed(2)
     a = distill.student(8)
     b = distill.student(8)
+    c = distill.student(8)
     b.load_state_dict(a.state_dict())
-    distill.train(a, teacher, X, y, T=4.0, alpha=0.0, epochs=3, lr=1e-2, batch_size=16, seed=9, progress=False)
-    fit(b, X, y, epochs=3, lr=1e-2, batch_size=16, weight_decay=1e-4, seed=9, progress=False)
+    c.load_state_dict(a.state_dict())
+    distill.train(a, teacher, X, y, T=4.0, alpha=0.0, epochs=3, lr=1e-2, batch_size=16, seed=9, progress=False,
+                  schedule=schedule)
+    fit(b, X, y, epochs=3, lr=1e-2, batch_size=16, weight_decay=1e-4, seed=9, progress=False, schedule=schedule)
+    other = "constant" if schedule == "cosine" else "cosine"
+    fit(c, X, y, epochs=3, lr=1e-2, batch_size=16, weight_decay=1e-4, seed=9, progress=False, schedule=other)
     for p, q in zip(a.parameters(), b.parameters()):
         assert torch.equal(p, q)
+    assert not all(torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters()))  # the schedule is passed on
 
 
 def test_train_moves_the_student_towards_the_teacher_and_leaves_the_teacher_alone():
