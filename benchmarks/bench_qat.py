@@ -52,8 +52,8 @@ CNNS = ("mobilenet_v1", "mobilenet_v2", "resnet", "inception")
 # (zoo models retrained without 359 held-out training images; candidates scored on those).
 CONFIGS = {
     "W4A8": (4, 8, "minmax", None, 5, 3e-4, False, 0.5),
-    "W2A8": (2, 8, "lsq", 8, 40, 3e-3, True, 1.5),
-    "W1A8": (1, 8, "lsq", 8, 40, 3e-3, True, 3.0),
+    "W2A8": (2, 8, "lsq", 8, 80, 3e-3, True, 1.5),
+    "W1A8": (1, 8, "lsq", 8, 80, 3e-3, True, 3.0),
     "W2A2 lsq": (2, 2, "lsq", 8, 80, 1e-3, True, None),
     "W2A2 minmax": (2, 2, "minmax", 8, 80, 1e-3, True, None),
     "W2A2 lsq+": (2, 2, "lsq+", 8, 80, 1e-3, True, None),

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
 
 import torch
 
 from qkit.results import grid_module, path
+
+# spawn, not fork: a forked worker can hang on thread pools the parent already started
+# (ONNX Runtime or torch may have started theirs in this process before the pool exists)
+SPAWN = multiprocessing.get_context("spawn")
 
 
 def compute_point(name: str, point: dict) -> dict:
@@ -28,7 +33,7 @@ def make(name: str, jobs: int = 1, progress: bool = True) -> dict:
     points = module.points(module.ARGS)
     start = time.perf_counter()
     if jobs > 1:
-        with ProcessPoolExecutor(jobs) as pool:
+        with ProcessPoolExecutor(jobs, mp_context=SPAWN) as pool:
             rows = list(pool.map(compute_point, [name] * len(points), points))
     else:
         rows = []
