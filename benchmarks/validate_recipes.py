@@ -1,7 +1,7 @@
 """Choose ``bench_qat.py``'s QAT recipes on a validation split, never on the test split.
 
 Run: ``python benchmarks/validate_recipes.py [--configs W4A8,W2A8,W1A8,W2A2] [--seeds 2] [--jobs 2]
-[--results FILE]`` (about 25 minutes on 2 cores for everything).
+[--results FILE]`` (about 35 minutes on 2 cores for everything).
 
 The zoo models were trained on the whole digits train split, so scoring a recipe on any of
 those images would flatter the recipes that move the weights least. Instead every zoo CNN is
