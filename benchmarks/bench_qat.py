@@ -39,6 +39,7 @@ from concurrent.futures import ProcessPoolExecutor
 import torch
 
 from qkit import data, distill, measure, models, partial, qat
+from qkit.graph import fold_batchnorm
 from qkit.kernels.bench import machine_line
 from qkit.train import evaluate, fit, shift_pixels
 
@@ -84,13 +85,14 @@ def run(job: tuple) -> tuple:
 def control(job: tuple) -> tuple:
     """The float model fine-tuned with a recipe and no fake quant: (job, test accuracy).
 
-    ``job = (model, epochs, lr, teacher, seed)``; the same optimizer, schedule, batches, shifts and
-    distillation as :func:`qkit.qat.finetune`, so the accuracy says what the fine-tune alone costs."""
+    ``job = (model, epochs, lr, teacher, seed)``; the same BatchNorm folding before training
+    (``qkit.graph.fold_batchnorm``, as ``qat.prepare`` does), optimizer, schedule, batches, shifts
+    and distillation as :func:`qkit.qat.finetune`, so the accuracy says what the fine-tune alone costs."""
     name, epochs, lr, teacher, seed = job
     torch.set_num_threads(1)
     X, y = data.digits("train")
     Xt, yt = data.digits("test")
-    model = models.load(name)
+    model = fold_batchnorm(models.load(name))  # as qat.prepare: no BatchNorm statistics move during the fine-tune
     recipe = dict(epochs=epochs, lr=lr, batch_size=qat.FINETUNE["batch_size"], seed=seed, progress=False,
                   schedule=qat.FINETUNE["schedule"], augment=shift_pixels)
     if teacher:
