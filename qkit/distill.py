@@ -241,7 +241,7 @@ def paired_gain(distilled, scratch) -> tuple[float, float]:
     """Mean and standard error of the paired differences ``distilled[i] − scratch[i]`` (same seed i).
 
     Pairing by seed removes what the two runs share (the initial weights, the batch
-    order), so the standard error ``sd(d) / sqrt(n)`` is usually smaller than the seeds'
+    order), so the standard error ``sd(d) / sqrt(n)`` is usually smaller than the random seeds'
     spread of either run alone. A gain stands out of the noise when it exceeds about
     twice this standard error.
 

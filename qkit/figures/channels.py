@@ -74,7 +74,7 @@ def structured_table(rows: Sequence[dict]) -> str:
 def structured_figure(rows: Sequence[dict], model: str = "", batch: int = 256) -> Figure:
     """Accuracy after fine-tuning against non-zero parameters (left) and against latency (right), both methods.
 
-    Error bars: ± one standard deviation over the seeds. Points are labelled with the weights removed.
+    Error bars: ± one standard deviation over the random seeds. Points are labelled with the weights removed.
     The right panel is skipped (a note instead) when ``rows`` carry no latencies.
     """
     rows = _check_rows(rows)

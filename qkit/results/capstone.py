@@ -99,11 +99,11 @@ def final_state(grid: dict) -> dict:
 
 
 def summary(grid: dict) -> dict:
-    """``{(sparsity, w_bits): {stage: {accuracy, low, high, size, ratio, latency_ms, agreement}}}`` over the seeds.
+    """``{(sparsity, w_bits): {stage: {accuracy, low, high, size, ratio, latency_ms, agreement}}}``, random seeds pooled.
 
     ``accuracy`` is the mean over seeds, ``low``/``high`` the worst and best seed; ``size`` the
-    largest file of the seeds (bytes) and ``ratio`` the smallest size ratio to the teacher;
-    ``latency_ms`` the median of the seeds' medians; ``agreement`` the least (ONNX only).
+    largest file of the random seeds (bytes) and ``ratio`` the smallest size ratio to the teacher;
+    ``latency_ms`` the median of the random seeds' medians; ``agreement`` the least (ONNX only).
     """
     import statistics
 

@@ -150,7 +150,7 @@ def latency(name: str, amount: float, *, batch: int = 256, repeat: int = 30, cri
 
 
 def summary(rows: list[dict], model: str = "resnet", latencies: dict | None = None) -> list[dict]:
-    """One entry per method and amount of ``model``: accuracy mean and spread over the seeds, size, speed.
+    """One entry per method and amount of ``model``: accuracy mean and spread over the random seeds, size, speed.
 
     Args:
         rows: the grid's rows (``qkit.results.load("channels")["rows"]``).
@@ -161,7 +161,7 @@ def summary(rows: list[dict], model: str = "resnet", latencies: dict | None = No
     Returns:
         Dicts ``method`` (``"dense"``, ``"unstructured"``, ``"structured"``), ``amount`` (channels
         removed from every prunable group; 0 for dense), ``sparsity`` (conv/linear weights removed or
-        zeroed), ``acc`` and ``acc_std`` (mean and sample standard deviation over the seeds, as
+        zeroed), ``acc`` and ``acc_std`` (mean and sample standard deviation over the random seeds, as
         fractions), ``seeds``, ``params`` (non-zero parameters), ``bytes`` (``torch.save`` file),
         ``sparse_bytes`` (unstructured: bitmask + values, :func:`qkit.prune.to_sparse`), ``ms``
         (median at the grid's batch) and ``speedup`` (dense ms / this ms, from the same run).
