@@ -48,6 +48,7 @@ from qkit.train import evaluate, fit, shift_pixels
 SPAWN = multiprocessing.get_context("spawn")
 
 CNNS = ("mobilenet_v1", "mobilenet_v2", "resnet", "inception")
+W2A2_FP32_BUDGET = ("resnet", "mobilenet_v2")  # the CNNs whose W2A2 LSQ has a budget below fp32 (<= 3 points)
 # name: (w_bits, a_bits, method, keep_ends, epochs, lr, teacher, budget: max points below fp32 or None)
 # Recipes chosen on a validation split, never on the test split: ``validate_recipes.py``
 # (zoo models retrained without 359 held-out training images; candidates scored on those).
@@ -150,7 +151,7 @@ def fine_tunes(cnns, seeds, args, Xt, yt, flip: bool = False, with_control: bool
     jobs = [(n, c, s, flip) for n in cnns for c in configs for s in seeds]
     recipe = {c: (e, lr, t != flip) for c, (_, _, _, _, e, lr, t, _) in configs.items()}  # epochs, lr, teacher
     budgeted = {(n, c) for n in cnns for c in configs  # the (model, row) pairs a budget line is printed for
-                if configs[c][-1] is not None or (c == "W2A2 lsq" and n in ("resnet", "mobilenet_v2"))}
+                if configs[c][-1] is not None or (c == "W2A2 lsq" and n in W2A2_FP32_BUDGET)}
     controls = sorted({(n, *recipe[c], s) for n, c in budgeted for s in seeds}) if with_control else []
     results: dict = {}
     floats: dict = {}
@@ -162,9 +163,8 @@ def fine_tunes(cnns, seeds, args, Xt, yt, flip: bool = False, with_control: bool
         for f in pending:
             job, acc = f.result()
             floats.setdefault(job[:4], []).append(acc)
-    if controls:
-        print(f"{len(controls)} float fine-tunes (the control: each budgeted recipe, no fake quant)")
-    print(f"{len(jobs)} fine-tunes in {time.perf_counter() - start:.0f} s ({args.jobs} workers); "
+    print(f"{len(jobs)} fine-tunes" + (f" and {len(controls)} float controls" if controls else "")
+          + f" in {time.perf_counter() - start:.0f} s ({args.jobs} workers); "
           f"accuracy % = mean (min–max) over {len(seeds)} seed(s)")
     print("recipes: " + "; ".join(f"{c}: {m}, {e} epochs, lr {lr:g}" + (f", ends at {k} bits" if k else "")
                                   + (", distilled" if t != flip else "")
@@ -177,6 +177,7 @@ def fine_tunes(cnns, seeds, args, Xt, yt, flip: bool = False, with_control: bool
             r = results[(n, c)]
             cells.append(f"{mean_spread([b for b, _ in r])} → {mean_spread([a for _, a in r])}")
         print(f"{n:13s} {100 * fp32[n]:6.2f}  " + "  ".join(f"{cell:>34s}" for cell in cells))
+
     def alone(n: str, c: str) -> str:  # what the same fine-tune costs the float model
         if not floats:
             return ""
@@ -194,7 +195,7 @@ def fine_tunes(cnns, seeds, args, Xt, yt, flip: bool = False, with_control: bool
         if "W2A2 lsq" in qat_mean and "W2A2 minmax" in qat_mean:
             gain = 100 * (qat_mean["W2A2 lsq"] - qat_mean["W2A2 minmax"])
             lines.append(f"{verdict(gain >= 2)}  {n:13s} W2A2 LSQ − min-max QAT = {gain:+.2f} points (>= 2)")
-        if n in ("resnet", "mobilenet_v2") and "W2A2 lsq" in qat_mean:
+        if n in W2A2_FP32_BUDGET and "W2A2 lsq" in qat_mean:
             drop = 100 * (fp32[n] - qat_mean["W2A2 lsq"])
             lines.append(f"{verdict(drop <= 3)}  {n:13s} W2A2 LSQ {drop:+.2f} points below fp32 (<= 3)"
                          + alone(n, "W2A2 lsq"))

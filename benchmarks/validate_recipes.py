@@ -65,6 +65,11 @@ FOLDS = {"W4A8": 4}  # held-out folds per configuration (default 1: fold 0)
 BENCH_NAME = {"W2A2": "W2A2 lsq"}  # the bench's row the W2A2 choice is for (min-max and LSQ+ share its recipe)
 
 
+def folds_of(config: str) -> int:
+    """How many held-out folds ``config``'s candidates are scored on (:data:`FOLDS`, default 1)."""
+    return FOLDS.get(config, 1)
+
+
 def split(fold: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(X_train, y_train, X_held, y_held): the digits train split with fold ``fold``'s 359 images held out.
 
@@ -130,7 +135,7 @@ def main() -> None:
         if c not in CANDIDATES:
             raise SystemExit(f"unknown configuration {c!r}; expected some of {', '.join(CANDIDATES)}")
     print(machine_line())
-    folds = range(max(FOLDS.get(c, 1) for c in configs))
+    folds = range(max(folds_of(c) for c in configs))
     with ProcessPoolExecutor(args.jobs, mp_context=SPAWN) as pool:
         fp32 = dict(pool.map(retrain, [(n, f) for f in folds for n in CNNS]))
     for f in folds:
@@ -138,10 +143,11 @@ def main() -> None:
               + ", ".join(f"{n} {100 * fp32[(n, f)]:.2f} %" for n in CNNS))
     done = []
     if args.results and args.results.exists():
-        done = [json.loads(line) for line in args.results.read_text().splitlines() if line.strip()]
-    have = {(r["name"], r["config"], tuple(r["variant"]), r.get("fold", 0), r["seed"]) for r in done}
+        done = [{"fold": 0, **json.loads(line)} for line in args.results.read_text().splitlines() if line.strip()]
+    # rows written before there were folds are fold 0's
+    have = {(r["name"], r["config"], tuple(r["variant"]), r["fold"], r["seed"]) for r in done}
     jobs = [(n, c, cand, f, s) for c in configs for cand in CANDIDATES[c][3] for n in CNNS
-            for f in range(FOLDS.get(c, 1)) for s in range(args.seeds) if (n, c, cand, f, s) not in have]
+            for f in range(folds_of(c)) for s in range(args.seeds) if (n, c, cand, f, s) not in have]
     print(f"{len(jobs)} fine-tunes to run ({len(have)} read from {args.results})" if args.results
           else f"{len(jobs)} fine-tunes to run")
     out = args.results.open("a") if args.results else None
@@ -164,15 +170,15 @@ def report(configs: list[str], fp32: dict[tuple[str, int], float], done: list[di
     for c in configs:
         drop_runs: dict[tuple, dict[str, list[float]]] = {}  # candidate -> model -> drops of its runs, points
         for r in done:
-            if r["config"] == c and r["seed"] < seeds and r.get("fold", 0) < FOLDS.get(c, 1):
-                drop = 100 * (fp32[(r["name"], r.get("fold", 0))] - r["val"])
+            if r["config"] == c and r["seed"] < seeds and r["fold"] < folds_of(c):
+                drop = 100 * (fp32[(r["name"], r["fold"])] - r["val"])
                 drop_runs.setdefault(tuple(r["variant"]), {}).setdefault(r["name"], []).append(drop)
-        full = seeds * FOLDS.get(c, 1)  # runs per candidate and model
+        full = seeds * folds_of(c)  # runs per candidate and model
         drops = {cand: {n: statistics.mean(d[n]) for n in CNNS}
                  for cand, d in drop_runs.items() if all(len(d.get(n, [])) == full for n in CNNS)}
         winner = choose(drops)
         print(f"{c:5s} {'candidate':38s} " + " ".join(f"{n:>13s}" for n in CNNS) + f" {'mean':>6s}"
-              + f"   ({FOLDS.get(c, 1)} fold(s) × {seeds} seed(s))")
+              + f"   ({folds_of(c)} fold(s) × {seeds} seed(s))")
         for cand, d in drops.items():
             method, epochs, lr, teacher = cand
             label = f"{method}, {epochs} epochs, lr {lr:g}" + (", teacher" if teacher else "")
