@@ -53,7 +53,7 @@ W2A2_FP32_BUDGET = ("resnet", "mobilenet_v2")  # the CNNs whose W2A2 LSQ has a b
 # Recipes chosen on a validation split, never on the test split: ``validate_recipes.py``
 # (zoo models retrained without 359 held-out training images; candidates scored on those).
 CONFIGS = {
-    "W4A8": (4, 8, "minmax", None, 5, 3e-4, True, 0.5),
+    "W4A8": (4, 8, "minmax", None, 10, 3e-4, True, 0.5),
     "W2A8": (2, 8, "lsq", 8, 80, 3e-3, True, 1.5),
     "W1A8": (1, 8, "lsq", 8, 80, 3e-3, True, 3.0),
     "W2A2 lsq": (2, 2, "lsq", 8, 80, 1e-3, True, None),
