@@ -1,6 +1,6 @@
 """Choose ``bench_qat.py``'s QAT recipes on a validation split, never on the test split.
 
-Run: ``python benchmarks/validate_recipes.py [--configs W4A8,W2A8,W1A8,W2A2] [--seeds N] [--jobs 2]
+Run: ``python benchmarks/validate_recipes.py [--configs W4A8,mixed,W2A8,W1A8,W2A2] [--seeds N] [--jobs 2]
 [--results FILE]`` (about 35 minutes on 2 cores for everything).
 
 The zoo models were trained on the whole digits train split, so scoring a recipe on any of
@@ -16,6 +16,11 @@ W4A8 recipes are cheap, so they are scored on four folds and four seeds (``FOLDS
 train split cut into four held-out sets of 359, each with its own retrained zoo, every training
 image held out once but two); the long recipes below 4 bits on fold 0 alone, with 2 seeds
 (``--seeds N`` sets every configuration's seeds).
+
+``mixed``: the recipe of ``bench_qat``'s mixed-precision model (``bench_qat.MIXED``), the
+allocation at the size of uniform 4-bit weights (``bench_qat.mixed_bits``, measured on training
+images) fine-tuned with W4A8's candidates, on four folds and four seeds. Its layers run from 2 to
+8 bits, so the 4-bit winner need not be its winner.
 
 Rule: per configuration, the candidate with the smallest mean drop below fp32 (held-out
 accuracy, over the four CNNs, the folds and the seeds) wins. Candidates count as tied only when
@@ -36,6 +41,7 @@ about three images' worth, which made a tie of what the folds had resolved.)
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import sys
@@ -47,7 +53,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_qat import CNNS, CONFIGS, SPAWN  # noqa: E402
+from bench_qat import CNNS, CONFIGS, MIXED, SPAWN, mixed_bits  # noqa: E402
 
 from qkit import data, models, qat, train  # noqa: E402
 from qkit.kernels.bench import machine_line  # noqa: E402
@@ -55,11 +61,14 @@ from qkit.zoo.make import train_model  # noqa: E402
 
 ZOO_DIR = Path(__file__).resolve().parent.parent / "build" / "validation-zoo"
 HELD_OUT = 359
-# configuration -> (w_bits, a_bits, keep_ends, candidates: (method, epochs, lr, teacher))
+W4A8_CANDIDATES = [("minmax", 5, 1e-4, False), ("minmax", 5, 3e-4, False), ("minmax", 5, 3e-4, True),
+                   ("minmax", 10, 1e-4, True), ("minmax", 10, 3e-4, True), ("minmax", 20, 3e-4, True),
+                   ("lsq", 10, 3e-4, True), ("lsq", 10, 1e-3, True)]
+# configuration -> (w_bits, a_bits, keep_ends, candidates: (method, epochs, lr, teacher)); w_bits "mixed":
+# bench_qat.mixed_bits, the allocation at the size of uniform 4-bit weights, measured on 359 training images
 CANDIDATES = {
-    "W4A8": (4, 8, None, [("minmax", 5, 1e-4, False), ("minmax", 5, 3e-4, False), ("minmax", 5, 3e-4, True),
-                          ("minmax", 10, 1e-4, True), ("minmax", 10, 3e-4, True), ("minmax", 20, 3e-4, True),
-                          ("lsq", 10, 3e-4, True), ("lsq", 10, 1e-3, True)]),
+    "W4A8": (4, 8, None, W4A8_CANDIDATES),
+    "mixed": ("mixed", 8, None, W4A8_CANDIDATES),
     "W2A8": (2, 8, 8, [("lsq", 20, 1e-3, False), ("lsq", 20, 1e-3, True), ("lsq", 40, 1e-3, True),
                        ("lsq", 40, 3e-3, True), ("lsq", 80, 1e-3, True), ("lsq", 80, 3e-3, True)]),
     "W1A8": (1, 8, 8, [("lsq", 20, 1e-3, False), ("lsq", 20, 1e-3, True), ("lsq", 40, 1e-3, True),
@@ -67,8 +76,8 @@ CANDIDATES = {
     "W2A2": (2, 2, 8, [("lsq", 20, 1e-3, False), ("lsq", 20, 1e-3, True), ("lsq", 40, 1e-3, True),
                        ("lsq", 40, 3e-3, True), ("lsq", 80, 1e-3, True)]),
 }
-FOLDS = {"W4A8": 4}  # held-out folds per configuration (default 1: fold 0)
-SEEDS = {"W4A8": 4}  # fine-tune seeds per configuration (default 2)
+FOLDS = {"W4A8": 4, "mixed": 4}  # held-out folds per configuration (default 1: fold 0)
+SEEDS = {"W4A8": 4, "mixed": 4}  # fine-tune seeds per configuration (default 2)
 BENCH_NAME = {"W2A2": "W2A2 lsq"}  # the bench's row the W2A2 choice is for (min-max and LSQ+ share its recipe)
 
 
@@ -111,6 +120,14 @@ def load(name: str, fold: int) -> torch.nn.Module:
     return model.eval()
 
 
+@functools.cache
+def allocation(name: str, fold: int) -> tuple[tuple[str, int], ...]:
+    """As ``bench_qat.mixed``: the greedy at the size of uniform 4-bit weights, on the fold's last 359 training images."""
+    Xtr, ytr, _, _ = split(fold)
+    bits, _ = mixed_bits(load(name, fold), Xtr[-HELD_OUT:], ytr[-HELD_OUT:])
+    return tuple(bits.items())
+
+
 def run(job: tuple) -> dict:
     """One candidate fine-tune, scored on the held-out images."""
     name, config, candidate, fold, seed = job
@@ -119,6 +136,8 @@ def run(job: tuple) -> dict:
     torch.set_num_threads(1)
     Xtr, ytr, Xh, yh = split(fold)
     start = time.perf_counter()
+    if w_bits == "mixed":
+        w_bits = dict(allocation(name, fold))
     qm = qat.prepare(load(name, fold), w_bits=w_bits, a_bits=a_bits, method=method, keep_ends=ends,
                      calibration=Xtr[:256])
     qat.finetune(qm, Xtr, ytr, epochs=epochs, lr=lr, seed=seed, progress=False,
@@ -208,9 +227,13 @@ def report(configs: list[str], fp32: dict[tuple[str, int], float], done: list[di
             label = f"{method}, {epochs} epochs, lr {lr:g}" + (", teacher" if teacher else "")
             print(f"{'→' if cand == winner else ' ':5s} {label:38s} " + " ".join(f"{d[n]:+13.2f}" for n in CNNS)
                   + f" {statistics.mean(d.values()):+6.2f}")
-        w_bits, a_bits, method, ends, epochs, lr, teacher, _ = CONFIGS[BENCH_NAME.get(c, c)]
+        if c == "mixed":
+            where, (method, epochs, lr, teacher) = "bench_qat.MIXED", MIXED
+        else:
+            where = f"bench_qat.CONFIGS[{BENCH_NAME.get(c, c)!r}]"
+            _, _, method, _, epochs, lr, teacher, _ = CONFIGS[BENCH_NAME.get(c, c)]
         agrees = (method.rstrip("+"), epochs, lr, teacher) == winner
-        print(f"bench_qat.CONFIGS[{BENCH_NAME.get(c, c)!r}] = {method}, {epochs} epochs, lr {lr:g}"
+        print(f"{where} = {method}, {epochs} epochs, lr {lr:g}"
               f"{', teacher' if teacher else ''}: {'the winner' if agrees else 'NOT the winner (→ above)'}\n")
 
 
