@@ -358,6 +358,42 @@ def test_measured_greedy_is_within_a_third_of_a_point_of_the_optimum(toy, digits
         assert 100 * (best - every[tuple(bits[n] for n in names)]) <= 0.3, budget
 
 
+def test_measured_greedy_holds_fixed_layers_and_is_near_the_optimum_among_the_rest(toy, digits_test):
+    X, y = digits_test
+    names, choices = partial.layers(toy), (2, 4, 8)
+    fixed = {names[0]: 8, names[-1]: 8}  # the two ends, as keep_ends=8 holds them
+    every = {combo: hand_accuracy(toy, dict(zip(names, combo)), X, y)
+             for combo in itertools.product(choices, repeat=len(names))
+             if all(dict(zip(names, combo))[n] == b for n, b in fixed.items())}
+    size = {combo: packed_bytes(toy, dict(zip(names, combo))) for combo in every}
+    lo, hi = min(size.values()), max(size.values())
+    scorer = partial.Scorer(toy, X, y)
+    for i in range(10):
+        budget = lo + (hi - lo) * i // 9
+        best = max(acc for combo, acc in every.items() if size[combo] <= budget)
+        bits = partial.greedy_measured(toy, None, X, y, budget_bytes=budget, choices=choices, scorer=scorer,
+                                       fixed=fixed)
+        assert list(bits) == names and all(bits[n] == b for n, b in fixed.items())
+        assert packed_bytes(toy, bits) <= budget
+        assert 100 * (best - every[tuple(bits[n] for n in names)]) <= 0.3, budget
+    with pytest.raises(ValueError, match="too small"):  # the fixed layers' bytes count: below that, no fit
+        partial.greedy_measured(toy, None, X, y, budget_bytes=lo - 1, choices=choices, fixed=fixed)
+
+
+@pytest.mark.parametrize("fixed, error, match", [
+    ({"nope": 8}, ValueError, r"fixed names no conv/linear layer of the BN-folded model: \['nope'\]"),
+    ({"<first>": 3}, ValueError, r"fixed widths must be among choices \(2, 4, 8\); got \{'.*': 3\}"),
+    ({"<first>": True}, ValueError, r"fixed widths must be among choices"),
+    ([("<first>", 8)], TypeError, r"fixed must be a dict \{layer: bits\} or None; got list"),
+])
+def test_measured_greedy_refuses_bad_fixed_layers(toy, digits_test, fixed, error, match):
+    X, y = digits_test
+    first = partial.layers(toy)[0]
+    fixed = [(first, 8)] if isinstance(fixed, list) else {first if k == "<first>" else k: v for k, v in fixed.items()}
+    with pytest.raises(error, match=match):
+        partial.greedy_measured(toy, None, X, y, budget_bytes=10_000, choices=(2, 4, 8), fixed=fixed)
+
+
 def test_scorer_matches_a_hand_evaluation_and_remembers(toy, digits_test):
     X, y = digits_test
     names = partial.layers(toy)

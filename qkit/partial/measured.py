@@ -87,7 +87,7 @@ class Scorer:
 
 def greedy_measured(model: nn.Module, calibration, X, y, *, budget_bytes: int, choices=(2, 4, 8, 32),
                     act_bits: int | None = None, scorer: Scorer | None = None,
-                    max_swaps: int = 20) -> dict[str, int]:
+                    max_swaps: int = 20, fixed: dict[str, int] | None = None) -> dict[str, int]:
     """Weight bits per layer (32 = float) that fit ``budget_bytes``, each greedy move measured on ``(X, y)``.
 
     Args:
@@ -100,12 +100,16 @@ def greedy_measured(model: nn.Module, calibration, X, y, *, budget_bytes: int, c
         scorer: a :class:`Scorer` for this model and data, reused across budgets (then
             ``X``, ``y``, ``calibration``, ``act_bits`` are those of the scorer).
         max_swaps: at most this many byte trades after the greedy descent (0: none).
+        fixed: ``{layer: bits}`` held at those widths (each one of ``choices``) while the others
+            move; their bytes count against the budget. E.g. the first and last layer at 8 bits,
+            as the low-bit literature keeps them (``qat.prepare(keep_ends=8)``).
 
     Returns:
         ``{layer: bits}`` in graph order.
 
     Raises:
-        ValueError: even every layer at its smallest choice does not fit.
+        ValueError: even every layer at its smallest choice does not fit; ``fixed`` names a layer
+            the model does not have or a width not in ``choices``.
 
     Example:
         >>> from qkit import data, models
@@ -115,19 +119,23 @@ def greedy_measured(model: nn.Module, calibration, X, y, *, budget_bytes: int, c
         >>> bits = greedy_measured(mlp, None, X[-359:], y[-359:], budget_bytes=5_000)
         >>> bits, weight_bytes(mlp, bits)              # fc1 (8192 weights) takes the low width
         ({'fc1': 2, 'fc2': 8}, 3880)
+        >>> greedy_measured(mlp, None, X[-359:], y[-359:], budget_bytes=5_000, fixed={"fc1": 2})
+        {'fc1': 2, 'fc2': 8}
     """
     folded = fold(model)
     choices = check_choices(choices)
     budget = check_budget(budget_bytes)
     size = sizes(folded, choices)
-    least = sum(min(per.values()) for per in size.values())
+    fixed = _check_fixed(fixed, folded.layers, choices)
+    least = sum(size[n][fixed[n]] if n in fixed else min(per.values()) for n, per in size.items())
     if least > budget:
         raise ValueError(f"budget_bytes={budget} is too small: with choices {choices} the weights take at "
-                         f"least {least} bytes (every layer at its smallest)")
+                         f"least {least} bytes (every layer at its smallest" + (", the fixed ones as given)" if fixed
+                                                                                  else ")"))
     check_int("max_swaps", max_swaps, low=0)
     score = scorer if scorer is not None else Scorer(model, X, y, calibration=calibration, act_bits=act_bits)
-    names = folded.layers
-    current = {n: max(choices) for n in names}
+    names = [n for n in folded.layers if n not in fixed]  # the layers that move
+    current = {n: fixed.get(n, max(choices)) for n in folded.layers}
     total = sum(size[n][b] for n, b in current.items())
     now = score(current)
     while total > budget:  # phase 1: lower a layer one step, least accuracy lost per byte saved first
@@ -144,7 +152,7 @@ def greedy_measured(model: nn.Module, calibration, X, y, *, budget_bytes: int, c
                 best = (key, n, c, saved, (acc, loss))
         _, n, c, saved, now = best  # some layer can always go lower while the total exceeds the least
         current[n], total = c, total - saved
-    current, now = _refill(current, now, size, budget, choices, score)
+    current, now = _refill(current, now, size, budget, choices, score, names)
     for _ in range(max_swaps):  # phase 3: trade bytes between two layers while accuracy rises
         best = None
         for b in names:  # lowering one layer one step can help too (rounding noise that happens to help)
@@ -169,17 +177,31 @@ def greedy_measured(model: nn.Module, calibration, X, y, *, budget_bytes: int, c
                     best = ((acc, -loss), trial)
         if best is None:
             break
-        current, now = _refill(best[1], score(best[1]), size, budget, choices, score)
+        current, now = _refill(best[1], score(best[1]), size, budget, choices, score, names)
     return current
+
+
+def _check_fixed(fixed, layers: list[str], choices: tuple[int, ...]) -> dict[str, int]:
+    if fixed is None:
+        return {}
+    if not isinstance(fixed, dict):
+        raise TypeError(f"fixed must be a dict {{layer: bits}} or None; got {type(fixed).__name__}")
+    unknown = [n for n in fixed if n not in layers]
+    if unknown:
+        raise ValueError(f"fixed names no conv/linear layer of the BN-folded model: {unknown}; its layers are {layers}")
+    bad = {n: b for n, b in fixed.items() if isinstance(b, bool) or b not in choices}
+    if bad:
+        raise ValueError(f"fixed widths must be among choices {choices}; got {bad}")
+    return dict(fixed)
 
 
 def _total(bits: dict[str, int], size: dict[str, dict[int, int]]) -> int:
     return sum(size[n][b] for n, b in bits.items())
 
 
-def _refill(current, now, size, budget, choices, score):
-    """Raise layers while that measurably helps and still fits, most gain per extra byte first."""
-    names, total = list(current), _total(current, size)
+def _refill(current, now, size, budget, choices, score, names):
+    """Raise layers ``names`` while that measurably helps and still fits, most gain per extra byte first."""
+    total = _total(current, size)
     while True:
         best = None
         for i, n in enumerate(names):
