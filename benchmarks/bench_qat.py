@@ -67,12 +67,19 @@ MIXED = ("minmax", 20, 3e-4, True)
 MIXED_CHOICES = (2, 3, 4, 8)
 
 
-def mixed_bits(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor) -> tuple[dict[str, int], int]:
+MIXED_ENDS = True  # the greedy holds the first and last layer at 8 bits ("mixed ends" in validate_recipes.py)
+
+
+def mixed_bits(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor,
+               ends: bool | None = None) -> tuple[dict[str, int], int]:
     """The mixed-precision allocation at the size of uniform 4-bit weights, measured on training images ``X, y``.
 
-    Returns ``({layer: bits}, budget bytes)``: :func:`qkit.partial.greedy_measured` over :data:`MIXED_CHOICES`."""
-    budget = partial.weight_bytes(model, {l: 4 for l in partial.layers(model)})
-    return partial.greedy_measured(model, None, X, y, budget_bytes=budget, choices=MIXED_CHOICES), budget
+    Returns ``({layer: bits}, budget bytes)``: :func:`qkit.partial.greedy_measured` over :data:`MIXED_CHOICES`,
+    with the first and last layer held at 8 bits if ``ends`` (default :data:`MIXED_ENDS`)."""
+    names = partial.layers(model)
+    budget = partial.weight_bytes(model, {l: 4 for l in names})
+    fixed = {names[0]: 8, names[-1]: 8} if (MIXED_ENDS if ends is None else ends) else None
+    return partial.greedy_measured(model, None, X, y, budget_bytes=budget, choices=MIXED_CHOICES, fixed=fixed), budget
 
 
 def run(job: tuple) -> tuple:
@@ -253,7 +260,7 @@ def mixed(X, y, Xt, yt, args) -> None:
     seeds = range(1 if args.quick else args.seeds)
     w4 = (CONFIGS["W4A8"][2], *CONFIGS["W4A8"][4:7])
     print(f"\nmixed precision at the size of uniform 4-bit weights (measured greedy, choices "
-          f"{', '.join(map(str, MIXED_CHOICES))} bits; W*A8); QAT: mixed {recipe_label(*MIXED)}, uniform 4-bit "
+          f"{', '.join(map(str, MIXED_CHOICES))} bits{', ends at 8' if MIXED_ENDS else ''}; W*A8); QAT: mixed {recipe_label(*MIXED)}, uniform 4-bit "
           f"{recipe_label(*w4)} (the W4A8 row); mean (min–max) over {len(seeds)} seed(s)")
     held_X, held_y = X[-359:], y[-359:]  # allocation chooses on training images, never on the test split
     cnns = CNNS if not args.quick else ("resnet",)

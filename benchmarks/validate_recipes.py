@@ -1,7 +1,7 @@
 """Choose ``bench_qat.py``'s QAT recipes on a validation split, never on the test split.
 
-Run: ``python benchmarks/validate_recipes.py [--configs W4A8,mixed,W2A8,W1A8,W2A2] [--seeds N] [--jobs 2]
-[--results FILE]`` (about 35 minutes on 2 cores for everything).
+Run: ``python benchmarks/validate_recipes.py [--configs W4A8,mixed,"mixed ends",W2A8,W1A8,W2A2] [--seeds N] [--jobs 2]
+[--results FILE]`` (about 80 minutes on 2 cores for everything).
 
 The zoo models were trained on the whole digits train split, so scoring a recipe on any of
 those images would flatter the recipes that move the weights least. Instead every zoo CNN is
@@ -20,7 +20,10 @@ image held out once but two); the long recipes below 4 bits on fold 0 alone, wit
 ``mixed``: the recipe of ``bench_qat``'s mixed-precision model (``bench_qat.MIXED``), the
 allocation at the size of uniform 4-bit weights (``bench_qat.mixed_bits``, measured on training
 images) fine-tuned with W4A8's candidates, on four folds and four seeds. Its layers run from 2 to
-8 bits, so the 4-bit winner need not be its winner.
+8 bits, so the 4-bit winner need not be its winner. ``mixed ends``: the same with the greedy holding
+the first and last layer at 8 bits (``bench_qat.mixed_bits(ends=True)``), fine-tuned with
+``bench_qat.MIXED``; ``bench_qat.MIXED_ENDS`` should say whether its mean drop beats the free
+allocation's with the same recipe by more than :func:`tie` (a tie keeps the free allocation).
 
 Rule: per configuration, the candidate with the smallest mean drop below fp32 (held-out
 accuracy, over the four CNNs, the folds and the seeds) wins. Candidates count as tied only when
@@ -53,7 +56,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_qat import CNNS, CONFIGS, MIXED, SPAWN, mixed_bits  # noqa: E402
+from bench_qat import CNNS, CONFIGS, MIXED, MIXED_ENDS, SPAWN, mixed_bits  # noqa: E402
 
 from qkit import data, models, qat, train  # noqa: E402
 from qkit.kernels.bench import machine_line  # noqa: E402
@@ -69,6 +72,7 @@ W4A8_CANDIDATES = [("minmax", 5, 1e-4, False), ("minmax", 5, 3e-4, False), ("min
 CANDIDATES = {
     "W4A8": (4, 8, None, W4A8_CANDIDATES),
     "mixed": ("mixed", 8, None, W4A8_CANDIDATES),
+    "mixed ends": ("mixed ends", 8, None, [MIXED]),
     "W2A8": (2, 8, 8, [("lsq", 20, 1e-3, False), ("lsq", 20, 1e-3, True), ("lsq", 40, 1e-3, True),
                        ("lsq", 40, 3e-3, True), ("lsq", 80, 1e-3, True), ("lsq", 80, 3e-3, True)]),
     "W1A8": (1, 8, 8, [("lsq", 20, 1e-3, False), ("lsq", 20, 1e-3, True), ("lsq", 40, 1e-3, True),
@@ -76,8 +80,8 @@ CANDIDATES = {
     "W2A2": (2, 2, 8, [("lsq", 20, 1e-3, False), ("lsq", 20, 1e-3, True), ("lsq", 40, 1e-3, True),
                        ("lsq", 40, 3e-3, True), ("lsq", 80, 1e-3, True)]),
 }
-FOLDS = {"W4A8": 4, "mixed": 4}  # held-out folds per configuration (default 1: fold 0)
-SEEDS = {"W4A8": 4, "mixed": 4}  # fine-tune seeds per configuration (default 2)
+FOLDS = {"W4A8": 4, "mixed": 4, "mixed ends": 4}  # held-out folds per configuration (default 1: fold 0)
+SEEDS = {"W4A8": 4, "mixed": 4, "mixed ends": 4}  # fine-tune seeds per configuration (default 2)
 BENCH_NAME = {"W2A2": "W2A2 lsq"}  # the bench's row the W2A2 choice is for (min-max and LSQ+ share its recipe)
 
 
@@ -121,10 +125,11 @@ def load(name: str, fold: int) -> torch.nn.Module:
 
 
 @functools.cache
-def allocation(name: str, fold: int) -> tuple[tuple[str, int], ...]:
-    """As ``bench_qat.mixed``: the greedy at the size of uniform 4-bit weights, on the fold's last 359 training images."""
+def allocation(name: str, fold: int, ends: bool) -> tuple[tuple[str, int], ...]:
+    """As ``bench_qat.mixed``: the greedy at the size of uniform 4-bit weights, on the fold's last 359 training
+    images; ``ends``: the first and last layer held at 8 bits."""
     Xtr, ytr, _, _ = split(fold)
-    bits, _ = mixed_bits(load(name, fold), Xtr[-HELD_OUT:], ytr[-HELD_OUT:])
+    bits, _ = mixed_bits(load(name, fold), Xtr[-HELD_OUT:], ytr[-HELD_OUT:], ends=ends)
     return tuple(bits.items())
 
 
@@ -136,8 +141,8 @@ def run(job: tuple) -> dict:
     torch.set_num_threads(1)
     Xtr, ytr, Xh, yh = split(fold)
     start = time.perf_counter()
-    if w_bits == "mixed":
-        w_bits = dict(allocation(name, fold))
+    if w_bits in ("mixed", "mixed ends"):
+        w_bits = dict(allocation(name, fold, w_bits == "mixed ends"))
     qm = qat.prepare(load(name, fold), w_bits=w_bits, a_bits=a_bits, method=method, keep_ends=ends,
                      calibration=Xtr[:256])
     qat.finetune(qm, Xtr, ytr, epochs=epochs, lr=lr, seed=seed, progress=False,
@@ -209,6 +214,7 @@ def main() -> None:
 
 def report(configs: list[str], fp32: dict[tuple[str, int], float], done: list[dict], seeds: int | None) -> None:
     """Per configuration: every candidate's drop per model (mean over its folds and seeds), the winner marked."""
+    means: dict[str, dict[tuple, float]] = {}  # configuration -> candidate -> mean drop over the CNNs, points
     for c in configs:
         n_seeds = seeds_of(c, seeds)
         drop_runs: dict[tuple, dict[str, list[float]]] = {}  # candidate -> model -> drops of its runs, points
@@ -220,6 +226,7 @@ def report(configs: list[str], fp32: dict[tuple[str, int], float], done: list[di
         drops = {cand: {n: statistics.mean(d[n]) for n in CNNS}
                  for cand, d in drop_runs.items() if all(len(d.get(n, [])) == full for n in CNNS)}
         winner = choose(drops, full * len(CNNS))
+        means[c] = {cand: statistics.mean(d.values()) for cand, d in drops.items()}
         print(f"{c:5s} {'candidate':38s} " + " ".join(f"{n:>13s}" for n in CNNS) + f" {'mean':>6s}"
               + f"   ({folds_of(c)} fold(s) × {n_seeds} seed(s))")
         for cand, d in drops.items():
@@ -227,7 +234,7 @@ def report(configs: list[str], fp32: dict[tuple[str, int], float], done: list[di
             label = f"{method}, {epochs} epochs, lr {lr:g}" + (", teacher" if teacher else "")
             print(f"{'→' if cand == winner else ' ':5s} {label:38s} " + " ".join(f"{d[n]:+13.2f}" for n in CNNS)
                   + f" {statistics.mean(d.values()):+6.2f}")
-        if c == "mixed":
+        if c.startswith("mixed"):
             where, (method, epochs, lr, teacher) = "bench_qat.MIXED", MIXED
         else:
             where = f"bench_qat.CONFIGS[{BENCH_NAME.get(c, c)!r}]"
@@ -235,6 +242,12 @@ def report(configs: list[str], fp32: dict[tuple[str, int], float], done: list[di
         agrees = (method.rstrip("+"), epochs, lr, teacher) == winner
         print(f"{where} = {method}, {epochs} epochs, lr {lr:g}"
               f"{', teacher' if teacher else ''}: {'the winner' if agrees else 'NOT the winner (→ above)'}\n")
+    if "mixed" in configs and "mixed ends" in configs and MIXED in means["mixed"] and MIXED in means["mixed ends"]:
+        free, ends = means["mixed"][MIXED], means["mixed ends"][MIXED]
+        better = ends < free - tie(folds_of("mixed") * seeds_of("mixed", seeds) * len(CNNS))
+        print(f"allocation, fine-tuned with bench_qat.MIXED: free {free:+.2f}, first and last layer at 8 bits "
+              f"{ends:+.2f} → {'ends at 8' if better else 'free'}; bench_qat.MIXED_ENDS = {MIXED_ENDS}: "
+              f"{'agrees' if MIXED_ENDS == better else 'DISAGREES'}")
 
 
 if __name__ == "__main__":
