@@ -1,7 +1,7 @@
 """Lesson 08's structured-pruning grid (qkit/results/channels.py), its summary, table and figure.
 
-Sampled points are recomputed and must equal the stored ones on a CPU of the capability the grid
-was made on (elsewhere float paths may move a few borderline test images: within 1 point).
+Sampled points are recomputed and must equal the stored ones on the float path the grid was
+made on (``grid_check``) (elsewhere float paths may move a few borderline test images: within 1 point).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from qkit.figures.channels import structured_figure, structured_table
 from qkit.results import channels as grid_module
 from qkit.results.channels import best_recipe, summary
 from qkit.results.make import compute_point
+from grid_check import same_or_close
 
 pytestmark = [pytest.mark.lesson08, pytest.mark.usefixtures("one_thread")]
 
@@ -25,13 +26,6 @@ def grid() -> dict:
     return results.load("channels")
 
 
-def _same_or_close(stored: float, fresh: float, capability: str) -> None:
-    if capability == torch.backends.cpu.get_cpu_capability():
-        assert fresh == stored
-    else:
-        assert abs(fresh - stored) <= 0.01
-
-
 @pytest.mark.parametrize("point", [
     {"kind": "oneshot", "model": "mobilenet_v1", "amount": 0.75, "criterion": "bn"},
     {"kind": "structured", "model": "resnet", "amount": 0.75, "seed": 1},
@@ -39,7 +33,7 @@ def _same_or_close(stored: float, fresh: float, capability: str) -> None:
 def test_sampled_points_are_reproduced(grid, point):
     stored = results.lookup(grid["rows"], **point)
     fresh = compute_point("channels", point)
-    _same_or_close(stored["acc"], fresh["acc"], stored["cpu"])
+    same_or_close(stored["acc"], fresh["acc"], stored["cpu"])
     assert (fresh["params"], fresh["bytes"], fresh["weights"]) == (stored["params"], stored["bytes"], stored["weights"])
 
 

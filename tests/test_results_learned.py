@@ -1,10 +1,11 @@
 """The stored ``learned`` grid (lesson 06) is what ``qkit/results/learned.py`` computes.
 
-Two cheap sampled points (LSQ-init sweep: resnet, 3 epochs) are recomputed on one thread. On a CPU
-with the capability that made the JSON (``torch.backends.cpu.get_cpu_capability()``, stored in each
-row) they must be equal; elsewhere within 1 point of accuracy, because CPUs' float paths (AVX2,
-AVX-512, ARM) round differently and a fine-tune amplifies a last-bit difference into a few
-changed test answers.
+Two cheap sampled points (LSQ-init sweep: resnet, 3 epochs) are recomputed on one thread. On the
+float path that made the JSON (``qkit.kernels.engine.float_path()``, stored in each row; see
+``grid_check``) they must be equal. Elsewhere CPUs round differently and a fine-tune amplifies a
+last-bit difference into changed test answers, much as another seed does: the accuracy after a
+2-bit fine-tune within 3 points (the ``qat`` grid's seeds span about that much on resnet at 2 bits
+after few epochs, see test_results_qat), everything else within 1 point.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import torch
 
 from qkit.results import learned, load, lookup
 from qkit.results.make import compute_point
+from grid_check import same_path
 
 pytestmark = pytest.mark.lesson06
 
@@ -43,11 +45,12 @@ def test_sampled_point_recomputes(grid, point):
         fresh = compute_point("learned", point)
     finally:
         torch.set_num_threads(before)
-    if fresh["cpu"] == stored["cpu"]:
+    if same_path(stored["cpu"]):
         assert fresh == stored
-    else:  # another float path: within one point of accuracy
+    else:  # another float path: 3 points after a 2-bit fine-tune, 1 point at 4 bits and before it
         for key in ("acc", "before_acc", "float_acc"):
-            assert abs(fresh[key] - stored[key]) <= 0.01, (key, fresh[key], stored[key])
+            tol = 0.03 if key == "acc" and point["bits"] <= 2 else 0.01
+            assert abs(fresh[key] - stored[key]) <= tol, (key, fresh[key], stored[key])
 
 
 def test_scale_init_scales_every_learned_step(zoo, calibration):

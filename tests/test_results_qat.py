@@ -1,8 +1,9 @@
 """The stored ``qat`` grid (lesson 05) is what its script computes: one sampled point recomputed.
 
-CPUs' float paths differ (AVX2 vs AVX-512 kernels sum in other orders), and a fine-tune amplifies a
-last-bit difference, so the recomputed values must equal the stored ones only on a CPU with the
-stored CPU capability; elsewhere each accuracy must be within 1 point.
+CPUs' float paths differ (kernels sum in other orders by capability and CPU model), and a 2-bit
+fine-tune amplifies a last-bit difference much as a change of seed does. So the recomputed values
+must equal the stored ones only on the stored float path (``grid_check``); elsewhere each accuracy
+must lie within twice the spread of the grid's seeds at that epoch (at least 1 point).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from qkit import qat
 from qkit.results import load, lookup
 from qkit.results import qat as grid_module
 from qkit.results.make import compute_point
+from grid_check import same_path
 
 pytestmark = pytest.mark.lesson05
 
@@ -38,11 +40,14 @@ def test_a_sampled_point_recomputes(grid):
     point = {"model": "resnet", "w_bits": 2, "seed": 1}  # the cheapest model; a bit width where QAT matters
     stored = lookup(grid["rows"], **point)
     fresh = compute_point("qat", point)
-    if fresh["cpu"] == stored["cpu"]:
+    if same_path(stored["cpu"]):
         assert fresh == stored
-    else:  # another CPU: other float summation orders
+    else:  # another float path acts like another seed: within twice the seeds' spread (at least 1 point)
+        seeds = [lookup(grid["rows"], **dict(point, seed=s)) for s in grid["args"]["seeds"]]
         for key in ("qat_accuracy", "int_accuracy"):
-            assert fresh[key] == pytest.approx(stored[key], abs=0.01), key
+            for e, value in enumerate(fresh[key]):
+                spread = max(r[key][e] for r in seeds) - min(r[key][e] for r in seeds)
+                assert abs(value - stored[key][e]) <= max(0.01, 2 * spread), (key, grid["args"]["epochs"][e])
         assert fresh["int_bytes"] == stored["int_bytes"]
 
 

@@ -124,6 +124,41 @@ def cpu_flags() -> set[str] | None:
     return flags
 
 
+def cpu_model() -> str:
+    """The CPU's model name as /proc/cpuinfo gives it (x86 "model name"), else ``platform.processor()``, else "unknown".
+
+    >>> isinstance(cpu_model(), str) and cpu_model() != ""
+    True
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("model name", "Model", "Hardware") and value.strip():
+                    return " ".join(value.split())
+    except OSError:
+        pass
+    import platform
+
+    return " ".join(platform.processor().split()) or "unknown"
+
+
+def float_path() -> str:
+    """What decides a float computation's last bits here: torch's CPU capability and the CPU model.
+
+    A training with fixed seeds on one thread repeats bit for bit on one machine, but not on
+    another: torch picks its vector kernels by capability (AVX2, AVX-512), and oneDNN and MKL also
+    choose their blocking, and so the order of their sums, by the CPU model (its cache sizes and
+    micro-architecture). Two CPUs with the same capability can therefore round differently, and a
+    low-bit fine-tune amplifies one rounding into a few changed answers. Grids store this string;
+    their tests require equal values only where it is equal.
+
+    >>> float_path().startswith(cpu_capability() + " · ")
+    True
+    """
+    return f"{cpu_capability()} · {cpu_model()}"
+
+
 def cpu_int8_units() -> list:
     """int8 dot-product flags (x86 VNNI / AMX, ARM dotprod / i8mm) from /proc/cpuinfo, sorted; [] if unreadable.
 

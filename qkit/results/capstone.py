@@ -6,7 +6,7 @@ changed) run with one seed by :func:`qkit.compose.run`; its values are the rows 
 (:func:`qkit.measure.model_size`, the ONNX file's bytes for ``onnx``), size ratio to
 the float32 teacher, sparsity, ONNX Runtime's agreement with qkit's integer kernels
 and the latency (ms, median, batch 256, one thread: machine-dependent, stored with
-the CPU capability; the tests compare everything else).
+the float path, ``engine.float_path()``; the tests compare everything else).
 
 The main recipe's seed-0 final model is stored too (``final_state``: its
 ``state_dict`` saved by ``torch.save``, base64), so the notebook can load the very
@@ -81,7 +81,8 @@ def compute(point: dict) -> dict:
     packed = stages["packed"]
     rows = compose.stage_rows(stages, Xt, yt, batch=ARGS["latency_batch"], repeat=ARGS["latency_repeat"])
     keep = ("stage", "accuracy", "size", "size_ratio", "accuracy_drop", "sparsity", "latency_ms", "agreement")
-    out = {"capability": torch.backends.cpu.get_cpu_capability(), "recipe": r,
+    from qkit.kernels.engine import float_path  # noqa: PLC0415
+    out = {"capability": float_path(), "recipe": r,
            "stages": [{k: row.get(k) for k in keep} for row in rows]}
     if [sparsity, w_bits] == ARGS["recipes"][0] and seed == ARGS["seeds"][0]:
         buf = io.BytesIO()

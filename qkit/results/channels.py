@@ -20,7 +20,7 @@ Every point is one of six kinds (accuracies on the digits test split unless said
   these rows (a test checks it);
 * ``latency``: ``model`` × ``amount``: median ms of torch fp32 at batch ``batch`` of the dense,
   the structured and the unstructured model, timed round-robin on the machine that made the
-  grid (``cpu`` names its capability): that machine's values only; the benchmark
+  grid (``cpu`` names its float path: capability and CPU model): that machine's values only; the benchmark
   (``benchmarks/compress_channels.py``) measures them again where it runs.
 """
 
@@ -206,7 +206,8 @@ def compute(point: dict) -> dict:
     Xt, yt = data.digits("test")
     name, kind = point["model"], point["kind"]
     dense = models.load(name)
-    out = {"cpu": torch.backends.cpu.get_cpu_capability()}
+    from qkit.kernels.engine import float_path  # noqa: PLC0415
+    out = {"cpu": float_path()}
     recipe = args["recipe"][name]
     if kind == "dense":
         out.update(acc=evaluate(dense, Xt, yt), params=_nonzero(dense), weights=weight_count(dense),

@@ -87,8 +87,9 @@ def compute(point: dict) -> dict:
 
     student = run(point)
     (X, _), (Xv, yv), (Xt, yt) = data(ARGS, point["per_class"])
+    from qkit.kernels.engine import float_path  # noqa: PLC0415
     return {"images": len(X), "val": evaluate(student, Xv, yv), "test": evaluate(student, Xt, yt),
-            "capability": torch.backends.cpu.get_cpu_capability()}
+            "capability": float_path()}
 
 
 def runs(rows: list[dict], per_class: int, T: float, alpha: float) -> dict[str, list[float]]:

@@ -82,6 +82,7 @@ def compute(point: dict) -> dict:
         epochs = qat.FINETUNE["epochs"]
     before = evaluate(qm, Xt, yt)
     qat.finetune(qm, X, y, epochs=epochs, seed=point["seed"], progress=False)
+    from qkit.kernels.engine import float_path  # noqa: PLC0415
     return {"float_acc": evaluate(model, Xt, yt), "before_acc": before, "acc": evaluate(qm, Xt, yt),
             "epochs": epochs, "finetune": dict(qat.FINETUNE, epochs=epochs),
-            "cpu": torch.backends.cpu.get_cpu_capability()}
+            "cpu": float_path()}

@@ -86,7 +86,8 @@ def compute(point: dict) -> dict:
     model, names, train, (Xt, yt) = _setup(args)
     X, y = train
     choices = tuple(args["choices"])
-    out: dict = {"capability": torch.backends.cpu.get_cpu_capability()}
+    from qkit.kernels.engine import float_path  # noqa: PLC0415
+    out: dict = {"capability": float_path()}
     if point["kind"] == "uniform":
         bits = {n: point["bits"] for n in names}
         return {**out, "bits_map": bits, "bytes": partial.weight_bytes(model, bits),

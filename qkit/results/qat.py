@@ -98,8 +98,9 @@ def compute(point: dict) -> dict:
     record(0)
     every = [e for e in ARGS["epochs"] if e > 0]
     train(qm, X, y, epochs=max(every), seed=seed, every=every, on_epoch=record)
+    from qkit.kernels.engine import float_path  # noqa: PLC0415
     return {**out, "float_accuracy": evaluate(float_model, Xt, yt), "float_bytes": measure.model_size(float_model),
-            "cpu": torch.backends.cpu.get_cpu_capability()}
+            "cpu": float_path()}
 
 
 def table(rows: list[dict]) -> list[dict]:
